@@ -1,0 +1,161 @@
+//! The host capabilities a manifest can ask for, one per `ucms:host` interface.
+
+use std::fmt;
+
+use crate::{HostPattern, TopicPattern};
+
+/// A `ucms:host` interface a plugin may import. The manifest key is [`Capability::name`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Capability {
+    Kv,
+    Log,
+    Config,
+    Events,
+    Auth,
+    HttpClient,
+}
+
+impl Capability {
+    pub const ALL: [Capability; 6] = [
+        Self::Kv,
+        Self::Log,
+        Self::Config,
+        Self::Events,
+        Self::Auth,
+        Self::HttpClient,
+    ];
+
+    /// The manifest key and the interface name inside `ucms:host`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Kv => "kv",
+            Self::Log => "log",
+            Self::Config => "config",
+            Self::Events => "events",
+            Self::Auth => "auth",
+            Self::HttpClient => "http-client",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    /// One line for consent screens and `ucms plugin list`.
+    pub fn summary(self) -> &'static str {
+        match self {
+            Self::Kv => "store data in its own key-value space",
+            Self::Log => "write log lines",
+            Self::Config => "read its settings and secrets",
+            Self::Events => "publish events",
+            Self::Auth => "see who is calling and check permissions",
+            Self::HttpClient => "make outbound HTTP requests",
+        }
+    }
+}
+
+impl fmt::Display for Capability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The capabilities a manifest grants, with their scopes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    pub kv: bool,
+    pub log: bool,
+    pub config: bool,
+    pub auth: bool,
+    pub events: Option<EventsGrant>,
+    pub http_client: Option<HttpClientGrant>,
+}
+
+/// Scopes of the `events` capability.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventsGrant {
+    /// Topics the plugin may publish to.
+    pub publish: Vec<TopicPattern>,
+}
+
+impl EventsGrant {
+    pub fn may_publish(&self, topic: &str) -> bool {
+        self.publish.iter().any(|p| p.matches(topic))
+    }
+}
+
+/// Scopes of the `http-client` capability.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HttpClientGrant {
+    /// Destinations the plugin may call.
+    pub hosts: Vec<HostPattern>,
+}
+
+impl HttpClientGrant {
+    pub fn allows(&self, host: &str, port: u16) -> bool {
+        self.hosts.iter().any(|p| p.matches(host, port))
+    }
+}
+
+impl Capabilities {
+    pub fn grants(&self, capability: Capability) -> bool {
+        match capability {
+            Capability::Kv => self.kv,
+            Capability::Log => self.log,
+            Capability::Config => self.config,
+            Capability::Auth => self.auth,
+            Capability::Events => self.events.is_some(),
+            Capability::HttpClient => self.http_client.is_some(),
+        }
+    }
+
+    /// The granted capabilities, in a stable order.
+    pub fn granted(&self) -> Vec<Capability> {
+        Capability::ALL
+            .into_iter()
+            .filter(|c| self.grants(*c))
+            .collect()
+    }
+
+    /// Human-readable lines: each capability with its scopes, for consent screens and listings.
+    pub fn describe(&self) -> Vec<String> {
+        self.granted()
+            .into_iter()
+            .map(|c| match c {
+                Capability::Events => {
+                    let topics = self
+                        .events
+                        .as_ref()
+                        .map(|e| join(&e.publish))
+                        .unwrap_or_default();
+                    format!(
+                        "events: {} ({})",
+                        c.summary(),
+                        if topics.is_empty() {
+                            "no topics".into()
+                        } else {
+                            topics
+                        }
+                    )
+                }
+                Capability::HttpClient => {
+                    let hosts = self
+                        .http_client
+                        .as_ref()
+                        .map(|h| join(&h.hosts))
+                        .unwrap_or_default();
+                    format!("http-client: {} (to {})", c.summary(), hosts)
+                }
+                _ => format!("{c}: {}", c.summary()),
+            })
+            .collect()
+    }
+}
+
+fn join<T: fmt::Display>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,27 @@
+/// Limits a manifest asks for; unset ones take the host's defaults, and the operator's ceilings cap
+/// them all.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LimitsRequest {
+    /// Linear memory per instance, in MiB.
+    pub memory_mib: Option<u32>,
+    /// Wall-clock deadline per call, in milliseconds.
+    pub timeout_ms: Option<u32>,
+    /// Largest request body the plugin accepts, in KiB.
+    pub max_request_body_kib: Option<u32>,
+    /// Largest response body the plugin may return, in KiB.
+    pub max_response_body_kib: Option<u32>,
+    /// Instances of this plugin running at once.
+    pub max_concurrency: Option<u32>,
+    /// Outbound HTTP requests per invocation.
+    pub max_outbound_requests: Option<u32>,
+}
+
+/// Bounds a manifest value must be within, whatever the operator's ceilings: (key, min, max).
+pub(crate) const BOUNDS: [(&str, u32, u32); 6] = [
+    ("memory-mib", 1, 4096),
+    ("timeout-ms", 1, 600_000),
+    ("max-request-body-kib", 1, 1_048_576),
+    ("max-response-body-kib", 1, 1_048_576),
+    ("max-concurrency", 1, 10_000),
+    ("max-outbound-requests", 0, 10_000),
+];

@@ -1,0 +1,483 @@
+//! From [`RawManifest`] to [`Manifest`]: every rule checked, every problem collected.
+
+use std::collections::BTreeMap;
+
+use serde_spanned::Spanned;
+
+use crate::capability::{Capabilities, EventsGrant, HttpClientGrant};
+use crate::limits::BOUNDS;
+use crate::raw::{RawManifest, Toggle};
+use crate::{
+    Access, HostPattern, LimitsRequest, Manifest, ManifestError, Method, PluginId, Problem, Route,
+    SettingKind, SettingSpec, Subscription, TopicPattern,
+};
+
+pub(crate) fn parse(text: &str) -> Result<Manifest, ManifestError> {
+    let raw: RawManifest = toml::from_str(text).map_err(|e| {
+        let problem =
+            Problem::new("", e.message().trim().to_string()).at(text, e.span().map(|s| s.start));
+        ManifestError::single(problem)
+    })?;
+    let mut v = Validator {
+        text,
+        problems: Vec::new(),
+    };
+    let manifest = v.manifest(raw);
+    if v.problems.is_empty() {
+        Ok(manifest)
+    } else {
+        Err(ManifestError::new(v.problems))
+    }
+}
+
+struct Validator<'a> {
+    text: &'a str,
+    problems: Vec<Problem>,
+}
+
+impl Validator<'_> {
+    fn problem<T>(&mut self, key: impl Into<String>, at: &Spanned<T>, message: impl Into<String>) {
+        let p = Problem::new(key, message).at(self.text, Some(at.span().start));
+        self.problems.push(p);
+    }
+
+    fn problem_hint<T>(
+        &mut self,
+        key: impl Into<String>,
+        at: &Spanned<T>,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
+        let p = Problem::new(key, message)
+            .with_hint(hint)
+            .at(self.text, Some(at.span().start));
+        self.problems.push(p);
+    }
+
+    fn manifest(&mut self, raw: RawManifest) -> Manifest {
+        let id = match PluginId::new(raw.id.get_ref()) {
+            Ok(id) => id,
+            Err(e) => {
+                self.problem("id", &raw.id, e);
+                PluginId("invalid".into())
+            }
+        };
+        let version = semver::Version::parse(raw.version.get_ref()).unwrap_or_else(|e| {
+            self.problem_hint(
+                "version",
+                &raw.version,
+                format!("'{}' is not a semantic version: {e}", raw.version.get_ref()),
+                "write MAJOR.MINOR.PATCH, for example \"1.0.0\"",
+            );
+            semver::Version::new(0, 0, 0)
+        });
+        let api = semver::VersionReq::parse(raw.api.get_ref()).unwrap_or_else(|e| {
+            self.problem_hint(
+                "api",
+                &raw.api,
+                format!("'{}' is not a version requirement: {e}", raw.api.get_ref()),
+                "name the ucms:host API versions the plugin works with, for example \"^0.1\"",
+            );
+            semver::VersionReq::STAR
+        });
+        let publisher = self.publisher(&raw.publisher);
+        let description = raw.description.get_ref().trim().to_string();
+        if description.is_empty() || description.len() > 500 {
+            self.problem(
+                "description",
+                &raw.description,
+                "write a description of 1 to 500 characters",
+            );
+        }
+        let homepage = raw.homepage.as_ref().map(|h| {
+            let url = h.get_ref();
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                self.problem("homepage", h, format!("'{url}' is not an http(s) URL"));
+            }
+            url.clone()
+        });
+        let categories = raw
+            .categories
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if !is_name(c.get_ref()) {
+                    self.problem(
+                        format!("categories[{i}]"),
+                        c,
+                        format!("'{}' is not a category name: use lower-case letters, digits and dashes", c.get_ref()),
+                    );
+                }
+                c.get_ref().clone()
+            })
+            .collect();
+        let dependencies = self.dependencies(&raw.dependencies, &id);
+        let capabilities = self.capabilities(raw.capabilities);
+        let permissions = self.permissions(&raw.permissions);
+        let routes = self.routes(&raw.routes, &permissions);
+        let subscriptions = raw
+            .subscriptions
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                let topic = &s.get_ref().topic;
+                match TopicPattern::new(topic.get_ref()) {
+                    Ok(topic) => Some(Subscription { topic }),
+                    Err(e) => {
+                        self.problem(format!("subscriptions[{i}].topic"), topic, e);
+                        None
+                    }
+                }
+            })
+            .collect();
+        let settings = self.settings(&raw.settings);
+        let secrets = raw
+            .secrets
+            .iter()
+            .map(|(name, description)| {
+                if !is_name(name) {
+                    self.problem(
+                        format!("secrets.{name}"),
+                        description,
+                        "secret names use lower-case letters, digits, '-' and '_'",
+                    );
+                }
+                (name.clone(), description.get_ref().clone())
+            })
+            .collect();
+        let limits = self.limits(&raw.limits);
+        Manifest {
+            id,
+            version,
+            publisher,
+            description,
+            license: raw.license.map(Spanned::into_inner),
+            homepage,
+            categories,
+            api,
+            dependencies,
+            capabilities,
+            permissions,
+            routes,
+            subscriptions,
+            settings,
+            secrets,
+            limits,
+        }
+    }
+
+    fn publisher(&mut self, raw: &Spanned<String>) -> String {
+        let p = raw.get_ref();
+        if !is_name(p) || p.len() > 64 {
+            self.problem(
+                "publisher",
+                raw,
+                format!("'{p}' is not a publisher name: use up to 64 lower-case letters, digits, '-' and '_'"),
+            );
+        }
+        p.clone()
+    }
+
+    fn dependencies(
+        &mut self,
+        raw: &BTreeMap<String, Spanned<String>>,
+        own: &PluginId,
+    ) -> BTreeMap<PluginId, semver::VersionReq> {
+        let mut out = BTreeMap::new();
+        for (name, req) in raw {
+            let key = format!("dependencies.{name}");
+            let id = match PluginId::new(name) {
+                Ok(id) => id,
+                Err(e) => {
+                    self.problem(&key, req, e);
+                    continue;
+                }
+            };
+            if &id == own {
+                self.problem(&key, req, "a plugin can't depend on itself");
+                continue;
+            }
+            match semver::VersionReq::parse(req.get_ref()) {
+                Ok(r) => {
+                    out.insert(id, r);
+                }
+                Err(e) => self.problem(
+                    &key,
+                    req,
+                    format!("'{}' is not a version requirement: {e}", req.get_ref()),
+                ),
+            }
+        }
+        out
+    }
+
+    fn capabilities(&mut self, raw: crate::raw::RawCapabilities) -> Capabilities {
+        fn on<T>(t: &Option<Spanned<Toggle<T>>>) -> bool {
+            matches!(t.as_ref().map(Spanned::get_ref), Some(Toggle::On(_)))
+        }
+        let mut caps = Capabilities {
+            kv: on(&raw.kv),
+            log: on(&raw.log),
+            config: on(&raw.config),
+            auth: on(&raw.auth),
+            events: None,
+            http_client: None,
+        };
+        if let Some(events) = &raw.events
+            && let Toggle::On(scopes) = events.get_ref()
+        {
+            if scopes.publish.is_empty() {
+                self.problem_hint(
+                    "capabilities.events",
+                    events,
+                    "the events capability grants no topic to publish to",
+                    "list them: events = { publish = [\"my-plugin.*\"] }",
+                );
+            }
+            let mut publish = Vec::new();
+            for (i, t) in scopes.publish.iter().enumerate() {
+                match TopicPattern::new(t.get_ref()) {
+                    Ok(p) => publish.push(p),
+                    Err(e) => self.problem(format!("capabilities.events.publish[{i}]"), t, e),
+                }
+            }
+            caps.events = Some(EventsGrant { publish });
+        }
+        if let Some(http) = &raw.http_client
+            && let Toggle::On(scopes) = http.get_ref()
+        {
+            if scopes.hosts.is_empty() {
+                self.problem_hint(
+                    "capabilities.http-client",
+                    http,
+                    "the http-client capability grants no destination",
+                    "list them: http-client = { hosts = [\"api.example.com\"] }",
+                );
+            }
+            let mut hosts = Vec::new();
+            for (i, h) in scopes.hosts.iter().enumerate() {
+                match HostPattern::new(h.get_ref()) {
+                    Ok(p) => hosts.push(p),
+                    Err(e) => self.problem(format!("capabilities.http-client.hosts[{i}]"), h, e),
+                }
+            }
+            caps.http_client = Some(HttpClientGrant { hosts });
+        }
+        caps
+    }
+
+    fn permissions(&mut self, raw: &BTreeMap<String, Spanned<String>>) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        for (name, description) in raw {
+            let valid = name.len() <= 64
+                && name.split('.').all(|seg| {
+                    !seg.is_empty()
+                        && seg.chars().all(|c| {
+                            c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'
+                        })
+                });
+            if !valid {
+                self.problem_hint(
+                    format!("permissions.\"{name}\""),
+                    description,
+                    format!("'{name}' is not a permission name"),
+                    "use dot-separated lower-case words, for example \"entries.publish\"",
+                );
+            }
+            out.insert(name.clone(), description.get_ref().clone());
+        }
+        out
+    }
+
+    fn routes(
+        &mut self,
+        raw: &[Spanned<crate::raw::RawRoute>],
+        permissions: &BTreeMap<String, String>,
+    ) -> Vec<Route> {
+        let mut routers: BTreeMap<Method, matchit::Router<usize>> = BTreeMap::new();
+        let mut out = Vec::new();
+        for (i, spanned) in raw.iter().enumerate() {
+            let r = spanned.get_ref();
+            let key = |field: &str| format!("routes[{i}].{field}");
+            let Some(method) = Method::parse(r.method.get_ref()) else {
+                self.problem(
+                    key("method"),
+                    &r.method,
+                    format!(
+                        "'{}' is not a supported method; use GET, POST, PUT, PATCH or DELETE",
+                        r.method.get_ref()
+                    ),
+                );
+                continue;
+            };
+            let path = r.path.get_ref();
+            if let Err(e) = check_path(path) {
+                self.problem(key("path"), &r.path, e);
+                continue;
+            }
+            if let Err(e) = routers.entry(method).or_default().insert(path.as_str(), i) {
+                self.problem(
+                    key("path"),
+                    &r.path,
+                    format!("{method} {path} can't be routed: {e}"),
+                );
+                continue;
+            }
+            let public = r.public.as_ref().map(|b| *b.get_ref());
+            let access = match (&r.permission, public) {
+                (Some(p), None | Some(false)) => {
+                    if !permissions.contains_key(p.get_ref()) {
+                        self.problem_hint(
+                            key("permission"),
+                            p,
+                            format!("'{}' is not declared under [permissions]", p.get_ref()),
+                            format!(
+                                "add it: [permissions] \"{}\" = \"what it allows\"",
+                                p.get_ref()
+                            ),
+                        );
+                    }
+                    Access::Permission(p.get_ref().clone())
+                }
+                (None, Some(true)) => Access::Public,
+                (Some(p), Some(true)) => {
+                    self.problem(
+                        key("public"),
+                        p,
+                        "a route is either public or needs a permission, not both",
+                    );
+                    continue;
+                }
+                (None, None | Some(false)) => {
+                    self.problem_hint(
+                        format!("routes[{i}]"),
+                        spanned,
+                        format!("{method} {path} does not say who may call it"),
+                        "set `permission = \"...\"` (one of [permissions]) or `public = true`",
+                    );
+                    continue;
+                }
+            };
+            out.push(Route {
+                method,
+                path: path.clone(),
+                access,
+            });
+        }
+        out
+    }
+
+    fn settings(
+        &mut self,
+        raw: &BTreeMap<String, Spanned<crate::raw::RawSetting>>,
+    ) -> BTreeMap<String, SettingSpec> {
+        let mut out = BTreeMap::new();
+        for (name, spanned) in raw {
+            let s = spanned.get_ref();
+            let key = format!("settings.{name}");
+            if !is_name(name) {
+                self.problem(
+                    &key,
+                    spanned,
+                    "setting names use lower-case letters, digits, '-' and '_'",
+                );
+            }
+            let Some(kind) = SettingKind::parse(s.kind.get_ref()) else {
+                let allowed: Vec<_> = SettingKind::ALL.iter().map(|k| k.name()).collect();
+                self.problem(
+                    format!("{key}.type"),
+                    &s.kind,
+                    format!(
+                        "'{}' is not a setting type; use one of {}",
+                        s.kind.get_ref(),
+                        allowed.join(", ")
+                    ),
+                );
+                continue;
+            };
+            if let Some(default) = &s.default
+                && !kind.accepts(default.get_ref())
+            {
+                self.problem(
+                    format!("{key}.default"),
+                    default,
+                    format!("the default is not a {kind}"),
+                );
+            }
+            out.insert(
+                name.clone(),
+                SettingSpec {
+                    kind,
+                    description: s.description.clone(),
+                    default: s.default.as_ref().map(|d| d.get_ref().clone()),
+                    required: s.required,
+                },
+            );
+        }
+        out
+    }
+
+    fn limits(&mut self, raw: &BTreeMap<String, Spanned<i64>>) -> LimitsRequest {
+        let mut limits = LimitsRequest::default();
+        for (name, value) in raw {
+            let key = format!("limits.{name}");
+            let Some((_, min, max)) = BOUNDS.iter().find(|(k, _, _)| k == name) else {
+                let known: Vec<_> = BOUNDS.iter().map(|(k, _, _)| *k).collect();
+                self.problem(
+                    &key,
+                    value,
+                    format!("unknown limit; the limits are {}", known.join(", ")),
+                );
+                continue;
+            };
+            let v = *value.get_ref();
+            if v < i64::from(*min) || v > i64::from(*max) {
+                self.problem(
+                    &key,
+                    value,
+                    format!("{v} is out of range; use {min} to {max}"),
+                );
+                continue;
+            }
+            let v = Some(v as u32);
+            match name.as_str() {
+                "memory-mib" => limits.memory_mib = v,
+                "timeout-ms" => limits.timeout_ms = v,
+                "max-request-body-kib" => limits.max_request_body_kib = v,
+                "max-response-body-kib" => limits.max_response_body_kib = v,
+                "max-concurrency" => limits.max_concurrency = v,
+                "max-outbound-requests" => limits.max_outbound_requests = v,
+                _ => unreachable!("BOUNDS and this match list the same keys"),
+            }
+        }
+        limits
+    }
+}
+
+fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+fn check_path(path: &str) -> Result<(), String> {
+    if !path.starts_with('/') {
+        return Err(format!("'{path}' must start with '/'"));
+    }
+    if path.len() > 256 {
+        return Err("a route path is at most 256 characters".into());
+    }
+    if path.contains("//") || path.contains('?') || path.contains('#') || path.contains("..") {
+        return Err(format!("'{path}' may not contain '//', '..', '?' or '#'"));
+    }
+    let ok = path
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/-_.~{}*".contains(c));
+    if !ok {
+        return Err(format!(
+            "'{path}' has a character routes don't allow; use letters, digits, '/', '-', '_', '.', '~' and {{param}} segments"
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,73 @@
+//! `ucms:host/auth`: the principal of the current invocation and checks of the plugin's own
+//! permissions. A plugin can only ask about permissions it declares, so it can't probe others'.
+
+use wasmtime::component::{HasData, Linker};
+
+use crate::identity::{self, Principal};
+use crate::runtime::invocation::InvocationState;
+use crate::wit::latest::ucms::host::auth as wit;
+use crate::wit::latest::ucms::host::types;
+
+pub struct AuthCtx<'a> {
+    plugin: &'a ucms_manifest::Manifest,
+    principal: &'a Principal,
+}
+
+struct Auth;
+
+impl HasData for Auth {
+    type Data<'a> = AuthCtx<'a>;
+}
+
+pub fn add_to_linker(linker: &mut Linker<InvocationState>) -> wasmtime::Result<()> {
+    wit::add_to_linker::<InvocationState, Auth>(linker, view)
+}
+
+fn view(state: &mut InvocationState) -> AuthCtx<'_> {
+    let (plugin, principal) = state.plugin_and_principal();
+    AuthCtx {
+        plugin: &plugin.manifest,
+        principal,
+    }
+}
+
+/// The WIT form of a principal.
+pub fn to_wit(principal: &Principal) -> types::Principal {
+    fn user(u: &identity::User) -> types::User {
+        types::User {
+            id: u.id.clone(),
+            email: u.email.clone(),
+            roles: u.roles.clone(),
+        }
+    }
+    match principal {
+        Principal::Anonymous => types::Principal::Anonymous,
+        Principal::System => types::Principal::System,
+        Principal::User { user: u, .. } => types::Principal::User(user(u)),
+        Principal::Token {
+            token_id,
+            user: u,
+            scopes,
+            ..
+        } => types::Principal::Token(types::Token {
+            id: token_id.clone(),
+            owner: user(u),
+            scopes: scopes.clone(),
+        }),
+    }
+}
+
+impl wit::Host for AuthCtx<'_> {
+    async fn current(&mut self) -> wasmtime::Result<types::Principal> {
+        Ok(to_wit(self.principal))
+    }
+
+    async fn check(&mut self, permission: String) -> wasmtime::Result<bool> {
+        if !self.plugin.permissions.contains_key(&permission) {
+            return Ok(false);
+        }
+        Ok(self
+            .principal
+            .permits(&self.plugin.qualified_permission(&permission)))
+    }
+}

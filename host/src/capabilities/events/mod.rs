@@ -1,0 +1,150 @@
+//! `ucms:host/events`: publishing to a durable outbox, and delivering to subscribers.
+//!
+//! A plugin publishes only to topics its manifest grants. [`Subscriptions`] (kept current by the
+//! plugin manager) says which enabled plugins subscribe to a topic; publishing writes the event and
+//! one delivery per subscriber in one transaction ([`outbox`]). The [`dispatcher`] delivers them at
+//! least once, with exponential backoff, and parks what keeps failing as dead letters.
+
+pub mod dispatcher;
+pub mod outbox;
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use tokio::sync::Notify;
+use ucms_manifest::{EventsGrant, TopicPattern};
+use wasmtime::component::{HasData, Linker};
+
+pub use dispatcher::{DeliveryOutcome, Dispatcher, EventDelivery, Subscribers};
+pub use outbox::{DeadLetter, NewEvent, OutboxBackend};
+
+use crate::metrics::Metrics;
+use crate::runtime::invocation::InvocationState;
+use crate::wit::latest::ucms::host::events::{self as wit, PublishError};
+
+/// Longest ordering key, in bytes.
+pub const MAX_KEY_BYTES: usize = 256;
+
+/// Which enabled plugins subscribe to which topic patterns.
+#[derive(Debug, Default)]
+pub struct Subscriptions {
+    entries: ArcSwap<Vec<(String, Vec<TopicPattern>)>>,
+}
+
+impl Subscriptions {
+    /// Replaces the table (the plugin manager calls this whenever plugins change).
+    pub fn replace(&self, entries: Vec<(String, Vec<TopicPattern>)>) {
+        self.entries.store(Arc::new(entries));
+    }
+
+    /// The plugins subscribed to `topic`.
+    pub fn subscribers(&self, topic: &str) -> Vec<String> {
+        self.entries
+            .load()
+            .iter()
+            .filter(|(_, patterns)| patterns.iter().any(|p| p.matches(topic)))
+            .map(|(plugin, _)| plugin.clone())
+            .collect()
+    }
+}
+
+/// The site-wide parts of the events capability.
+pub struct EventBus {
+    pub outbox: Arc<dyn OutboxBackend>,
+    pub subscriptions: Subscriptions,
+    /// Wakes the dispatcher when something was published.
+    pub wake: Notify,
+}
+
+impl EventBus {
+    pub fn new(outbox: Arc<dyn OutboxBackend>) -> Self {
+        Self {
+            outbox,
+            subscriptions: Subscriptions::default(),
+            wake: Notify::new(),
+        }
+    }
+}
+
+/// What `events.publish` sees of the invocation.
+pub struct EventsCtx<'a> {
+    plugin: &'a str,
+    grant: Option<&'a EventsGrant>,
+    bus: &'a EventBus,
+    metrics: &'a Metrics,
+    max_payload: usize,
+}
+
+struct Events;
+
+impl HasData for Events {
+    type Data<'a> = EventsCtx<'a>;
+}
+
+pub fn add_to_linker(linker: &mut Linker<InvocationState>) -> wasmtime::Result<()> {
+    wit::add_to_linker::<InvocationState, Events>(linker, view)
+}
+
+fn view(state: &mut InvocationState) -> EventsCtx<'_> {
+    let plugin = state.plugin();
+    EventsCtx {
+        plugin: plugin.id.as_str(),
+        grant: plugin.manifest.capabilities.events.as_ref(),
+        bus: &plugin.services.events,
+        metrics: &plugin.services.metrics,
+        max_payload: plugin.services.limits.event_max_payload,
+    }
+}
+
+impl wit::Host for EventsCtx<'_> {
+    async fn publish(
+        &mut self,
+        topic: String,
+        key: Option<String>,
+        payload: Vec<u8>,
+    ) -> wasmtime::Result<Result<String, PublishError>> {
+        if !ucms_manifest::is_valid_topic(&topic) {
+            return Ok(Err(PublishError::Invalid(format!(
+                "'{topic}' is not a topic: use dot-separated lower-case segments such as 'orders.placed'"
+            ))));
+        }
+        if !self.grant.is_some_and(|g| g.may_publish(&topic)) {
+            return Ok(Err(PublishError::NotPermitted(format!(
+                "the manifest does not grant publishing to '{topic}'; add it to [capabilities.events] publish"
+            ))));
+        }
+        if key.as_ref().is_some_and(|k| k.len() > MAX_KEY_BYTES) {
+            return Ok(Err(PublishError::Invalid(format!(
+                "ordering keys are at most {MAX_KEY_BYTES} bytes"
+            ))));
+        }
+        if payload.len() > self.max_payload {
+            return Ok(Err(PublishError::Invalid(format!(
+                "the payload is {} bytes; events carry at most {} bytes",
+                payload.len(),
+                self.max_payload
+            ))));
+        }
+        let now = crate::db::now_ms();
+        let event = NewEvent {
+            id: uuid::Uuid::now_v7().to_string(),
+            topic,
+            key,
+            payload,
+            source: self.plugin.to_string(),
+            published_at: now,
+        };
+        let subscribers = self.bus.subscriptions.subscribers(&event.topic);
+        if !subscribers.is_empty() {
+            if let Err(e) = self.bus.outbox.publish(&event, &subscribers, now).await {
+                tracing::warn!(plugin = self.plugin, error = %e, "cannot publish an event");
+                return Ok(Err(PublishError::Unavailable(
+                    "the event outbox is unavailable; try again later".into(),
+                )));
+            }
+            self.bus.wake.notify_one();
+        }
+        self.metrics.event_published(self.plugin, subscribers.len());
+        Ok(Ok(event.id))
+    }
+}

@@ -1,0 +1,150 @@
+//! The `ucms` command.
+
+mod plugin;
+mod serve;
+mod token;
+mod user;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, DataDir};
+
+/// UCMS: a headless CMS whose features are sandboxed WebAssembly plugins.
+#[derive(Debug, Parser)]
+#[command(name = "ucms", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// The site's data directory (database, installed plugins, caches).
+    #[arg(long, global = true, env = "UCMS_DATA", default_value = "./ucms-data")]
+    pub data: PathBuf,
+    /// The configuration file; every key can also be set with a UCMS_… variable.
+    #[arg(long, global = true, env = "UCMS_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log filter, for example `debug` or `ucms=debug,info` (overrides [log] level).
+    #[arg(long, global = true, env = "UCMS_LOG")]
+    pub log: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the site over HTTP.
+    Serve(serve::ServeArgs),
+    /// Install, list and manage plugins; create and build your own.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
+    /// Manage user accounts.
+    #[command(subcommand)]
+    User(user::UserCommand),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
+}
+
+impl GlobalArgs {
+    /// The configuration: the given file (which must exist), else `ucms.toml` if present.
+    pub fn load_config(&self) -> anyhow::Result<Config> {
+        let (path, required) = match &self.config {
+            Some(path) => (path.clone(), true),
+            None => (PathBuf::from("ucms.toml"), false),
+        };
+        Config::load(&path, required, std::env::vars())
+    }
+
+    pub fn data_dir(&self) -> DataDir {
+        DataDir::new(&self.data)
+    }
+}
+
+/// Runs the command line; the binary's `main` calls this.
+pub fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let config = match cli.global.load_config() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    init_logging(
+        cli.global.log.as_deref().unwrap_or(&config.log.level),
+        &config.log.format,
+    );
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(run(cli, config));
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve::run(&cli.global, config, args).await,
+        Command::Plugin(cmd) => plugin::run(&cli.global, config, cmd).await,
+        Command::User(cmd) => user::run(&cli.global, config, cmd).await,
+        Command::Token(cmd) => token::run(&cli.global, config, cmd).await,
+    }
+}
+
+fn init_logging(filter: &str, format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|e| {
+        eprintln!("warning: log filter '{filter}' is not valid ({e}); using 'info'");
+        tracing_subscriber::EnvFilter::new("info")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    let _ = if format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// Asks a yes/no question on the terminal; without one, `--yes` is required.
+pub(crate) fn confirm(question: &str, yes: bool) -> anyhow::Result<bool> {
+    if yes {
+        return Ok(true);
+    }
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!(
+            "{question}\n  hint: there is no terminal to answer on; pass --yes to approve"
+        );
+    }
+    eprint!("{question} [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .context("cannot read the answer")?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
+}
+
+/// Prints `value` as pretty JSON on stdout.
+pub(crate) fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}

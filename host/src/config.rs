@@ -1,0 +1,342 @@
+//! Site configuration: `ucms.toml`, overridden key by key by `UCMS_…` environment variables.
+//!
+//! Every key has a default, so a site runs with no file at all. An environment variable names a key
+//! path with `__` between segments and `_` for `-`: `UCMS_SERVER__LISTEN=0.0.0.0:8080` sets
+//! `[server] listen`, `UCMS_PLUGINS__HELLO__SETTINGS__GREETING=Hi` sets
+//! `[plugins.hello.settings] greeting`. Values are read as TOML when they parse (`42`, `true`,
+//! `["a"]`) and as plain strings otherwise.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+/// The whole configuration of a site.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub runtime: RuntimeConfig,
+    pub limits: LimitsConfig,
+    pub events: EventsConfig,
+    pub log: LogConfig,
+    /// Per-plugin settings, secrets and operator grants, by plugin id.
+    pub plugins: BTreeMap<String, PluginConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// Seconds to let in-flight requests finish on shutdown.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH` or `postgres://…`; defaults to `ucms.db` in the data directory.
+    pub url: Option<String>,
+    /// Connections in the pool (PostgreSQL; readers for SQLite).
+    pub max_connections: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RuntimeConfig {
+    /// Use wasmtime's pooling allocator when the address space allows it.
+    pub pooling: bool,
+    /// Instances (across all plugins) that can exist at once; sizes the pooling allocator and caps
+    /// the instances in flight overall.
+    pub max_instances: u32,
+    /// Granularity of deadlines, in milliseconds.
+    pub epoch_tick_ms: u64,
+    /// Keep precompiled components on disk so restarts don't recompile.
+    pub cache_compiled: bool,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            pooling: true,
+            max_instances: 1000,
+            epoch_tick_ms: 10,
+            cache_compiled: true,
+        }
+    }
+}
+
+/// Limit values, each optional; see [`LimitsConfig`].
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LimitValues {
+    pub memory_mib: Option<u32>,
+    pub timeout_ms: Option<u32>,
+    pub max_request_body_kib: Option<u32>,
+    pub max_response_body_kib: Option<u32>,
+    pub max_concurrency: Option<u32>,
+    pub max_outbound_requests: Option<u32>,
+}
+
+/// The operator's limits: `default` applies when a manifest asks for nothing, `ceiling` caps what a
+/// manifest may ask for.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LimitsConfig {
+    pub default: LimitValues,
+    pub ceiling: LimitValues,
+    /// Largest kv value, in KiB.
+    pub kv_max_value_kib: Option<u32>,
+    /// Largest event payload, in KiB.
+    pub event_max_payload_kib: Option<u32>,
+    /// Log lines per second per plugin (burst: 2x).
+    pub log_lines_per_sec: Option<u32>,
+    /// Per-request timeout of outbound HTTP calls, in milliseconds.
+    pub outbound_timeout_ms: Option<u32>,
+    /// Largest outbound response body, in KiB.
+    pub outbound_max_response_kib: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct EventsConfig {
+    /// Delivery attempts before an event becomes a dead letter.
+    pub max_attempts: u32,
+    /// First retry delay; doubles per attempt.
+    pub base_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+    /// How often the dispatcher looks for due deliveries when nothing wakes it.
+    pub poll_interval_ms: u64,
+    /// Deliveries handled at once.
+    pub concurrency: usize,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 8,
+            base_backoff_ms: 500,
+            max_backoff_ms: 300_000,
+            poll_interval_ms: 500,
+            concurrency: 16,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LogConfig {
+    /// A `tracing` filter such as `info` or `ucms=debug,info`.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: "text".into(),
+        }
+    }
+}
+
+/// What the operator sets for one plugin.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PluginConfig {
+    /// Values of the settings the manifest declares.
+    pub settings: toml::Table,
+    /// Values of the secrets the manifest declares.
+    pub secrets: BTreeMap<String, String>,
+    /// Let this plugin's outbound requests reach loopback and private addresses (for local
+    /// services; never for plugins you don't trust).
+    pub allow_private_egress: bool,
+    /// Operator limits for this plugin, overriding the site's ceilings (up or down).
+    pub limits: LimitValues,
+}
+
+impl Config {
+    /// Reads `path` (when it exists, or when `required`), then applies `UCMS_…` variables from
+    /// `env`.
+    pub fn load(
+        path: &Path,
+        required: bool,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Self> {
+        let mut table = match std::fs::read_to_string(path) {
+            Ok(text) => text
+                .parse::<toml::Table>()
+                .with_context(|| format!("{} is not valid TOML", path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => toml::Table::new(),
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("cannot read the configuration file {}", path.display())
+                });
+            }
+        };
+        apply_env(&mut table, env)?;
+        let config: Config = toml::Value::Table(table).try_into().with_context(|| {
+            format!(
+                "the configuration ({} and UCMS_ variables) is not valid",
+                path.display()
+            )
+        })?;
+        Ok(config)
+    }
+
+    /// The database URL, defaulting to SQLite in `data_dir`.
+    pub fn database_url(&self, data_dir: &Path) -> String {
+        self.database
+            .url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("ucms.db").display()))
+    }
+
+    pub fn plugin(&self, id: &str) -> PluginConfig {
+        self.plugins.get(id).cloned().unwrap_or_default()
+    }
+}
+
+/// Variables the CLI reads itself, not configuration keys.
+const CLI_VARIABLES: &[&str] = &["UCMS_DATA", "UCMS_CONFIG", "UCMS_LOG"];
+
+fn apply_env(
+    table: &mut toml::Table,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> anyhow::Result<()> {
+    for (name, raw) in env {
+        let Some(path) = name.strip_prefix("UCMS_") else {
+            continue;
+        };
+        if CLI_VARIABLES.contains(&name.as_str()) || name.starts_with("UCMS_TEST_") {
+            continue;
+        }
+        let segments: Vec<String> = path
+            .split("__")
+            .map(|s| s.to_ascii_lowercase().replace('_', "-"))
+            .collect();
+        if segments.iter().any(String::is_empty) {
+            bail!(
+                "environment variable {name} has an empty key segment; separate keys with exactly two underscores"
+            );
+        }
+        let value = parse_env_value(&raw);
+        let mut node = &mut *table;
+        for segment in &segments[..segments.len() - 1] {
+            let entry = node
+                .entry(segment.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            node = match entry {
+                toml::Value::Table(t) => t,
+                _ => bail!(
+                    "environment variable {name} sets a key below '{segment}', which is not a table"
+                ),
+            };
+        }
+        node.insert(segments[segments.len() - 1].clone(), value);
+    }
+    Ok(())
+}
+
+fn parse_env_value(raw: &str) -> toml::Value {
+    // Parse as the right-hand side of a TOML assignment; fall back to a plain string.
+    format!("v = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()))
+}
+
+/// The data directory's layout.
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+impl DataDir {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Installed plugin files: `plugins/<id>/<version>/`.
+    pub fn plugin_dir(&self, id: &str, version: &str) -> PathBuf {
+        self.root.join("plugins").join(id).join(version)
+    }
+
+    /// Precompiled components.
+    pub fn compiled_cache(&self) -> PathBuf {
+        self.root.join("cache").join("compiled")
+    }
+
+    pub fn create(&self) -> anyhow::Result<()> {
+        std::fs::create_dir_all(&self.root)
+            .with_context(|| format!("cannot create the data directory {}", self.root.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(toml: &str, env: &[(&str, &str)]) -> anyhow::Result<Config> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ucms.toml");
+        std::fs::write(&path, toml).unwrap();
+        Config::load(
+            &path,
+            true,
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+    }
+
+    #[test]
+    fn defaults_without_a_file() {
+        let config = Config::load(Path::new("/nonexistent/ucms.toml"), false, []).unwrap();
+        assert_eq!(config.server.listen.to_string(), "127.0.0.1:8080");
+        assert!(Config::load(Path::new("/nonexistent/ucms.toml"), true, []).is_err());
+    }
+
+    #[test]
+    fn environment_overrides_file() {
+        let config = load(
+            "[server]\nlisten = \"127.0.0.1:1\"\n[plugins.my-plugin.settings]\ngreeting = \"Hi\"\n",
+            &[
+                ("UCMS_SERVER__LISTEN", "0.0.0.0:9000"),
+                ("UCMS_RUNTIME__MAX_INSTANCES", "64"),
+                ("UCMS_PLUGINS__MY_PLUGIN__SETTINGS__GREETING", "Hello there"),
+                ("UCMS_PLUGINS__MY_PLUGIN__ALLOW_PRIVATE_EGRESS", "true"),
+                ("UCMS_DATA", "/ignored"),
+                ("OTHER", "x"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.server.listen.to_string(), "0.0.0.0:9000");
+        assert_eq!(config.runtime.max_instances, 64);
+        let plugin = config.plugin("my-plugin");
+        assert_eq!(plugin.settings["greeting"].as_str(), Some("Hello there"));
+        assert!(plugin.allow_private_egress);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_name() {
+        let err = load("[server]\nlisen = \"x\"\n", &[]).unwrap_err();
+        assert!(format!("{err:#}").contains("lisen"), "{err:#}");
+    }
+}

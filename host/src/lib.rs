@@ -1,0 +1,33 @@
+//! The UCMS host: a small HTTP server that runs sandboxed WebAssembly plugins.
+//!
+//! A request flows one way: [`server`] (axum) authenticates the caller ([`identity`]), finds the
+//! plugin and route ([`plugins`]), checks the route's permission, and hands the request to
+//! [`runtime::invocation`], which instantiates the plugin's component afresh under its limits.
+//! The component reaches the outside world only through the `ucms:host` interfaces in
+//! [`capabilities`], each linked only when the plugin's manifest grants it. [`site::Site`] wires
+//! it all together; [`cli`] is the `ucms` command. `docs/ARCHITECTURE.md` has the map.
+
+pub mod authoring;
+pub mod capabilities;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod digest;
+pub mod identity;
+pub mod metrics;
+pub mod plugins;
+pub mod runtime;
+pub mod server;
+pub mod services;
+pub mod site;
+pub mod wit;
+
+pub use site::Site;
+
+/// Installs the process-wide TLS crypto provider (ring) once; reqwest and sqlx need one.
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}

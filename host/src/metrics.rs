@@ -1,0 +1,354 @@
+//! Prometheus metrics, per plugin, served at `GET /metrics`.
+//!
+//! Every family is labelled by `plugin`; outcomes and error codes are small fixed sets, so the
+//! number of series grows with the number of plugins, never with traffic.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::capabilities::events::DeliveryOutcome;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PluginLabels {
+    pub plugin: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InvocationLabels {
+    pub plugin: String,
+    /// `http`, `event`, `lifecycle`.
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    pub plugin: String,
+    pub kind: &'static str,
+    /// The error code the caller saw: `plugin_timeout`, `plugin_panicked`, ...
+    pub code: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TrapLabels {
+    pub plugin: String,
+    /// `panic`, `timeout`, `memory`, `stack_overflow`, `trap`.
+    pub cause: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VersionLabels {
+    pub plugin: String,
+    pub version: String,
+    /// `enabled`, `disabled` or `failed`.
+    pub state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub plugin: String,
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabels {
+    /// `2xx`, `4xx`, `5xx`...
+    pub class: &'static str,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 50 µs .. ~1.6 s
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
+}
+
+/// The site's metrics. Cloning shares the same series.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    plugin_info: Family<VersionLabels, Gauge>,
+    invocations: Family<InvocationLabels, Counter>,
+    errors: Family<ErrorLabels, Counter>,
+    traps: Family<TrapLabels, Counter>,
+    duration: HistogramFamily<InvocationLabels>,
+    in_flight: Family<PluginLabels, Gauge>,
+    memory_peak: Family<PluginLabels, Gauge>,
+    events_published: Family<PluginLabels, Counter>,
+    event_deliveries: Family<OutcomeLabels, Counter>,
+    dead_letters: Family<PluginLabels, Counter>,
+    outbound: Family<OutcomeLabels, Counter>,
+    log_dropped: Family<PluginLabels, Counter>,
+    http_responses: Family<StatusLabels, Counter>,
+    /// The info labels currently set per plugin (families can't be searched by label).
+    info_labels: Arc<std::sync::Mutex<std::collections::HashMap<String, VersionLabels>>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn plugin(id: &str) -> PluginLabels {
+    PluginLabels {
+        plugin: id.to_string(),
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("ucms");
+        let m = Self {
+            registry: Arc::default(),
+            plugin_info: Family::default(),
+            invocations: Family::default(),
+            errors: Family::default(),
+            traps: Family::default(),
+            duration: Family::new_with_constructor(latency_histogram),
+            in_flight: Family::default(),
+            memory_peak: Family::default(),
+            events_published: Family::default(),
+            event_deliveries: Family::default(),
+            dead_letters: Family::default(),
+            outbound: Family::default(),
+            log_dropped: Family::default(),
+            http_responses: Family::default(),
+            info_labels: Arc::default(),
+        };
+        registry.register(
+            "plugin_info",
+            "Installed plugins (1 per plugin, labelled with version and state)",
+            m.plugin_info.clone(),
+        );
+        registry.register(
+            "plugin_invocations",
+            "Plugin invocations started",
+            m.invocations.clone(),
+        );
+        registry.register(
+            "plugin_errors",
+            "Plugin invocations that failed, by the error code returned",
+            m.errors.clone(),
+        );
+        registry.register(
+            "plugin_traps",
+            "Plugin instances stopped by a trap, by cause",
+            m.traps.clone(),
+        );
+        registry.register(
+            "plugin_invocation_duration_seconds",
+            "Time from instantiation to result",
+            m.duration.clone(),
+        );
+        registry.register(
+            "plugin_instances_in_flight",
+            "Plugin instances running now",
+            m.in_flight.clone(),
+        );
+        registry.register(
+            "plugin_memory_peak_bytes",
+            "Largest linear memory an instance of the plugin reached",
+            m.memory_peak.clone(),
+        );
+        registry.register(
+            "events_published",
+            "Events published by the plugin",
+            m.events_published.clone(),
+        );
+        registry.register(
+            "event_deliveries",
+            "Event delivery attempts to the plugin, by outcome",
+            m.event_deliveries.clone(),
+        );
+        registry.register(
+            "event_dead_letters",
+            "Events parked as dead letters for the plugin",
+            m.dead_letters.clone(),
+        );
+        registry.register(
+            "plugin_outbound_requests",
+            "Outbound HTTP requests by the plugin, by outcome",
+            m.outbound.clone(),
+        );
+        registry.register(
+            "plugin_log_lines_dropped",
+            "Log lines dropped by the plugin's rate limit",
+            m.log_dropped.clone(),
+        );
+        registry.register(
+            "http_responses",
+            "HTTP responses by status class",
+            m.http_responses.clone(),
+        );
+        Self {
+            registry: Arc::new(registry),
+            ..m
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String can't fail");
+        out
+    }
+
+    /// Records a plugin's version and state (`enabled`, `disabled`, `failed`), replacing what was
+    /// recorded before for it.
+    pub fn plugin_state(&self, id: &str, version: &str, state: &'static str) {
+        let labels = VersionLabels {
+            plugin: id.to_string(),
+            version: version.to_string(),
+            state,
+        };
+        let previous = self
+            .info_labels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_string(), labels.clone());
+        if let Some(previous) = previous {
+            self.plugin_info.remove(&previous);
+        }
+        self.plugin_info.get_or_create(&labels).set(1);
+        // Make the plugin's main series visible before its first call.
+        let _ = self.invocations.get_or_create(&InvocationLabels {
+            plugin: id.to_string(),
+            kind: "http",
+        });
+        let _ = self.in_flight.get_or_create(&plugin(id));
+    }
+
+    /// Drops a removed plugin's info series.
+    pub fn forget_plugin(&self, id: &str) {
+        let previous = self
+            .info_labels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+        if let Some(previous) = previous {
+            self.plugin_info.remove(&previous);
+        }
+    }
+
+    pub fn invocation_started(&self, id: &str, kind: &'static str) {
+        self.invocations
+            .get_or_create(&InvocationLabels {
+                plugin: id.to_string(),
+                kind,
+            })
+            .inc();
+        self.in_flight.get_or_create(&plugin(id)).inc();
+    }
+
+    pub fn invocation_finished(
+        &self,
+        id: &str,
+        kind: &'static str,
+        elapsed: Duration,
+        peak_memory: usize,
+        error_code: Option<&'static str>,
+    ) {
+        self.in_flight.get_or_create(&plugin(id)).dec();
+        self.duration
+            .get_or_create(&InvocationLabels {
+                plugin: id.to_string(),
+                kind,
+            })
+            .observe(elapsed.as_secs_f64());
+        let peak = self.memory_peak.get_or_create(&plugin(id));
+        if peak_memory as i64 > peak.get() {
+            peak.set(peak_memory as i64);
+        }
+        if let Some(code) = error_code {
+            self.errors
+                .get_or_create(&ErrorLabels {
+                    plugin: id.to_string(),
+                    kind,
+                    code,
+                })
+                .inc();
+        }
+    }
+
+    /// An invocation refused before it started (busy, disabled): an error without a run.
+    pub fn invocation_refused(&self, id: &str, kind: &'static str, code: &'static str) {
+        self.errors
+            .get_or_create(&ErrorLabels {
+                plugin: id.to_string(),
+                kind,
+                code,
+            })
+            .inc();
+    }
+
+    pub fn trap(&self, id: &str, cause: &'static str) {
+        self.traps
+            .get_or_create(&TrapLabels {
+                plugin: id.to_string(),
+                cause,
+            })
+            .inc();
+    }
+
+    pub fn event_published(&self, id: &str, _subscribers: usize) {
+        self.events_published.get_or_create(&plugin(id)).inc();
+    }
+
+    pub fn event_delivery(&self, subscriber: &str, outcome: &DeliveryOutcome, last_attempt: bool) {
+        let outcome_label = match outcome {
+            DeliveryOutcome::Delivered => "delivered",
+            DeliveryOutcome::Failed(_) => "failed",
+            DeliveryOutcome::NotNow => "postponed",
+            DeliveryOutcome::Gone => "dropped",
+        };
+        self.event_deliveries
+            .get_or_create(&OutcomeLabels {
+                plugin: subscriber.to_string(),
+                outcome: outcome_label,
+            })
+            .inc();
+        if matches!(outcome, DeliveryOutcome::Failed(_)) && last_attempt {
+            self.dead_letters.get_or_create(&plugin(subscriber)).inc();
+        }
+    }
+
+    pub fn outbound_request(&self, id: &str, outcome: &'static str) {
+        self.outbound
+            .get_or_create(&OutcomeLabels {
+                plugin: id.to_string(),
+                outcome,
+            })
+            .inc();
+    }
+
+    pub fn log_dropped(&self, id: &str) {
+        self.log_dropped.get_or_create(&plugin(id)).inc();
+    }
+
+    pub fn http_response(&self, status: u16) {
+        let class = match status {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        self.http_responses
+            .get_or_create(&StatusLabels { class })
+            .inc();
+    }
+}

@@ -1,0 +1,302 @@
+//! A plugin ready to run: its invoker, its routes, and the three kinds of call the host makes.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use ucms_manifest::{Method, Route};
+use wasmtime::component::{Component, Linker};
+
+use super::PluginContext;
+use crate::capabilities::events::{DeliveryOutcome, EventDelivery};
+use crate::identity::Principal;
+use crate::runtime::invocation::{InvocationError, InvocationState, Invoker, Kind};
+use crate::wit::latest::exports::ucms::plugin::{event_handler, http_handler};
+
+/// How long lifecycle hooks (install, upgrade, uninstall) may run.
+pub const LIFECYCLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A request routed to a plugin, after authentication and the permission check.
+#[derive(Debug, Clone)]
+pub struct HttpCall {
+    pub route: usize,
+    pub method: Method,
+    pub path: String,
+    pub params: Vec<(String, String)>,
+    pub query: Vec<(String, String)>,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// A plugin's response, checked.
+#[derive(Debug, Clone)]
+pub struct PluginResponse {
+    pub status: http::StatusCode,
+    pub headers: http::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+/// Why a request matched no route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteMiss {
+    NotFound,
+    /// The path exists for these other methods.
+    MethodNotAllowed(Vec<Method>),
+}
+
+/// A lifecycle hook.
+#[derive(Debug, Clone)]
+pub enum Lifecycle {
+    Install,
+    Upgrade { previous: String },
+    Uninstall,
+}
+
+impl Lifecycle {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Install => "install",
+            Self::Upgrade { .. } => "upgrade",
+            Self::Uninstall => "uninstall",
+        }
+    }
+}
+
+/// Response headers a plugin may not set: the host frames the body, and cookies on the site's
+/// origin belong to the host's sessions.
+const RESERVED_RESPONSE_HEADERS: [&str; 5] = [
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "set-cookie",
+    "x-request-id",
+];
+
+pub struct LoadedPlugin {
+    invoker: Invoker,
+    routes: BTreeMap<Method, matchit::Router<usize>>,
+}
+
+impl std::fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedPlugin")
+            .field("plugin", &self.ctx().id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LoadedPlugin {
+    pub fn new(
+        ctx: std::sync::Arc<PluginContext>,
+        component: &Component,
+        linker: &Linker<InvocationState>,
+    ) -> anyhow::Result<Self> {
+        let mut routes: BTreeMap<Method, matchit::Router<usize>> = BTreeMap::new();
+        for (i, route) in ctx.manifest.routes.iter().enumerate() {
+            // The manifest validated these patterns with the same router.
+            routes
+                .entry(route.method)
+                .or_default()
+                .insert(route.path.clone(), i)?;
+        }
+        Ok(Self {
+            invoker: Invoker::new(ctx, component, linker)?,
+            routes,
+        })
+    }
+
+    pub fn ctx(&self) -> &PluginContext {
+        &self.invoker.ctx
+    }
+
+    /// The route for `method` and `path` (below `/api/{id}`), with its parameters.
+    pub fn route(
+        &self,
+        method: Method,
+        path: &str,
+    ) -> Result<(usize, &Route, Vec<(String, String)>), RouteMiss> {
+        if let Some(router) = self.routes.get(&method)
+            && let Ok(found) = router.at(path)
+        {
+            let params = found
+                .params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let index = *found.value;
+            return Ok((index, &self.ctx().manifest.routes[index], params));
+        }
+        let allowed: Vec<Method> = self
+            .routes
+            .iter()
+            .filter(|(_, router)| router.at(path).is_ok())
+            .map(|(m, _)| *m)
+            .collect();
+        if allowed.is_empty() {
+            Err(RouteMiss::NotFound)
+        } else {
+            Err(RouteMiss::MethodNotAllowed(allowed))
+        }
+    }
+
+    pub async fn handle_http(
+        &self,
+        principal: Principal,
+        request_id: &str,
+        call: HttpCall,
+    ) -> Result<PluginResponse, InvocationError> {
+        let ctx = self.ctx();
+        let request = http_handler::Request {
+            method: call.method.as_str().to_string(),
+            path: call.path,
+            route: ctx.manifest.routes[call.route].path.clone(),
+            params: call.params,
+            query: call.query,
+            headers: call.headers,
+            body: call.body,
+            principal: crate::capabilities::auth::to_wit(&principal),
+            request_id: request_id.to_string(),
+        };
+        let response = self
+            .invoker
+            .run(
+                Kind::Http,
+                principal,
+                request_id,
+                ctx.limits.timeout(),
+                move |store, plugin| {
+                    Box::pin(async move {
+                        plugin
+                            .ucms_plugin_http_handler()
+                            .call_handle(store, &request)
+                            .await
+                    })
+                },
+            )
+            .await?;
+        self.check_response(response)
+    }
+
+    fn check_response(
+        &self,
+        response: http_handler::Response,
+    ) -> Result<PluginResponse, InvocationError> {
+        let plugin = self.ctx().id.to_string();
+        let limit = self.ctx().limits.max_response_body();
+        if response.body.len() > limit {
+            let error = InvocationError::ResponseTooLarge {
+                plugin,
+                limit,
+                size: response.body.len(),
+            };
+            self.ctx().services.metrics.invocation_refused(
+                self.ctx().id.as_str(),
+                "http",
+                error.code(),
+            );
+            tracing::warn!(plugin = %self.ctx().id, "{error}");
+            return Err(error);
+        }
+        let invalid = |reason: String| InvocationError::InvalidResponse {
+            plugin: self.ctx().id.to_string(),
+            reason,
+        };
+        let status = http::StatusCode::from_u16(response.status)
+            .ok()
+            .filter(|s| (200..=599).contains(&s.as_u16()))
+            .ok_or_else(|| {
+                invalid(format!(
+                    "status {} is not a final HTTP status",
+                    response.status
+                ))
+            })?;
+        let mut headers = http::HeaderMap::new();
+        for (name, value) in response.headers {
+            let name = http::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| invalid(format!("'{name}' is not a header name")))?;
+            if RESERVED_RESPONSE_HEADERS.contains(&name.as_str()) {
+                continue;
+            }
+            let value = http::HeaderValue::from_str(&value)
+                .map_err(|_| invalid(format!("the value of header '{name}' is not valid")))?;
+            headers.append(name, value);
+        }
+        Ok(PluginResponse {
+            status,
+            headers,
+            body: response.body,
+        })
+    }
+
+    pub async fn handle_event(&self, event: EventDelivery) -> DeliveryOutcome {
+        let request_id = format!("event:{}", event.id);
+        let raw = event_handler::Event {
+            id: event.id,
+            topic: event.topic,
+            key: event.key,
+            payload: event.payload,
+            source: event.source,
+            published_at_ms: event.published_at_ms,
+            attempt: event.attempt,
+        };
+        let result = self
+            .invoker
+            .run(
+                Kind::Event,
+                Principal::System,
+                &request_id,
+                self.ctx().limits.timeout(),
+                move |store, plugin| {
+                    Box::pin(async move {
+                        plugin
+                            .ucms_plugin_event_handler()
+                            .call_handle(store, &raw)
+                            .await
+                    })
+                },
+            )
+            .await;
+        match result {
+            Ok(Ok(())) => DeliveryOutcome::Delivered,
+            Ok(Err(message)) => DeliveryOutcome::Failed(truncate(message)),
+            Err(InvocationError::Busy { .. }) => DeliveryOutcome::NotNow,
+            Err(error) => DeliveryOutcome::Failed(format!("{}: {error}", error.code())),
+        }
+    }
+
+    /// Runs a lifecycle hook; `Ok(Err(message))` when the plugin refused.
+    pub async fn lifecycle(&self, hook: Lifecycle) -> Result<Result<(), String>, InvocationError> {
+        let request_id = format!("lifecycle:{}", hook.name());
+        self.invoker
+            .run(
+                Kind::Lifecycle,
+                Principal::System,
+                &request_id,
+                LIFECYCLE_TIMEOUT,
+                move |store, plugin| {
+                    Box::pin(async move {
+                        let lifecycle = plugin.ucms_plugin_lifecycle();
+                        match hook {
+                            Lifecycle::Install => lifecycle.call_install(store).await,
+                            Lifecycle::Upgrade { previous } => {
+                                lifecycle.call_upgrade(store, &previous).await
+                            }
+                            Lifecycle::Uninstall => lifecycle.call_uninstall(store).await,
+                        }
+                    })
+                },
+            )
+            .await
+    }
+}
+
+fn truncate(mut message: String) -> String {
+    const MAX: usize = 2000;
+    if message.len() > MAX {
+        let mut cut = MAX;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+    }
+    message
+}

@@ -1,0 +1,356 @@
+//! One invocation of a plugin: a fresh store and instance, a deadline, a memory limit, and a
+//! precise account of how it ended.
+//!
+//! [`Invoker::run`] is the only place guest code runs. It waits for a concurrency permit, builds an
+//! [`InvocationState`] (the store's data: the plugin's context, the principal, WASI with no files,
+//! environment or network, captured stdout/stderr), instantiates from the plugin's `InstancePre`,
+//! runs the call under the epoch deadline, and turns every failure into an [`InvocationError`]
+//! that names its cause (panic, timeout, memory, stack overflow, trap). Nothing a guest does can
+//! take down the host: the store is dropped and the next invocation starts clean.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Store, Trap, UpdateDeadline};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::limits::{DeadlineExceeded, MemoryLimitExceeded, StoreLimiter};
+use super::output::CapturedOutput;
+use crate::identity::Principal;
+use crate::plugins::PluginContext;
+use crate::wit::latest::{Plugin, PluginPre};
+
+/// Bytes of a guest's stdout and stderr kept per invocation, for the log.
+const OUTPUT_CAPTURE: usize = 16 * 1024;
+
+/// What runs the invocation: an HTTP request, an event delivery, or a lifecycle call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Http,
+    Event,
+    Lifecycle,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Event => "event",
+            Self::Lifecycle => "lifecycle",
+        }
+    }
+}
+
+/// The data of one invocation's store.
+pub struct InvocationState {
+    pub(crate) plugin: Arc<PluginContext>,
+    pub(crate) principal: Principal,
+    pub(crate) request_id: String,
+    /// Outbound HTTP requests made so far.
+    pub(crate) outbound_requests: u32,
+    pub(crate) deadline: Instant,
+    limiter: StoreLimiter,
+    wasi: WasiCtx,
+    table: ResourceTable,
+    stdout: CapturedOutput,
+    stderr: CapturedOutput,
+}
+
+impl InvocationState {
+    pub fn plugin(&self) -> &PluginContext {
+        &self.plugin
+    }
+
+    pub fn plugin_and_request(&self) -> (&PluginContext, &str) {
+        (&self.plugin, &self.request_id)
+    }
+
+    pub fn plugin_and_principal(&self) -> (&PluginContext, &Principal) {
+        (&self.plugin, &self.principal)
+    }
+}
+
+impl WasiView for InvocationState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Why an invocation produced no result.
+#[derive(Debug, thiserror::Error)]
+pub enum InvocationError {
+    #[error(
+        "plugin '{plugin}' is busy: {limit} instances are already running (limits.max-concurrency)"
+    )]
+    Busy { plugin: String, limit: u32 },
+    #[error("plugin '{plugin}' did not finish within its {} ms deadline (limits.timeout-ms)", .timeout.as_millis())]
+    Timeout { plugin: String, timeout: Duration },
+    #[error("plugin '{plugin}' exceeded its memory limit of {} MiB (limits.memory-mib)", .limit / (1024 * 1024))]
+    MemoryLimit { plugin: String, limit: usize },
+    #[error("plugin '{plugin}' overflowed its stack (runaway recursion)")]
+    StackOverflow { plugin: String },
+    #[error("plugin '{plugin}' panicked")]
+    Panicked { plugin: String, message: String },
+    #[error("plugin '{plugin}' trapped: {trap}")]
+    Trapped { plugin: String, trap: String },
+    #[error(
+        "plugin '{plugin}' returned a response of {size} bytes, over its limit of {limit} bytes (limits.max-response-body-kib)"
+    )]
+    ResponseTooLarge {
+        plugin: String,
+        limit: usize,
+        size: usize,
+    },
+    #[error("plugin '{plugin}' returned an invalid response: {reason}")]
+    InvalidResponse { plugin: String, reason: String },
+    #[error("plugin '{plugin}' could not be run")]
+    Internal {
+        plugin: String,
+        #[source]
+        error: anyhow::Error,
+    },
+}
+
+impl InvocationError {
+    /// The error code callers see; stable, documented in `docs/errors.md`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Busy { .. } => "plugin_busy",
+            Self::Timeout { .. } => "plugin_timeout",
+            Self::MemoryLimit { .. } => "plugin_memory_limit",
+            Self::StackOverflow { .. } => "plugin_stack_overflow",
+            Self::Panicked { .. } => "plugin_panicked",
+            Self::Trapped { .. } => "plugin_trapped",
+            Self::ResponseTooLarge { .. } => "plugin_response_too_large",
+            Self::InvalidResponse { .. } => "plugin_invalid_response",
+            Self::Internal { .. } => "plugin_failed",
+        }
+    }
+
+    /// For the `ucms_plugin_traps_total` metric: the causes that stopped an instance.
+    pub fn trap_cause(&self) -> Option<&'static str> {
+        match self {
+            Self::Timeout { .. } => Some("timeout"),
+            Self::MemoryLimit { .. } => Some("memory"),
+            Self::StackOverflow { .. } => Some("stack_overflow"),
+            Self::Panicked { .. } => Some("panic"),
+            Self::Trapped { .. } => Some("trap"),
+            _ => None,
+        }
+    }
+}
+
+/// A boxed call on an instance; see [`Invoker::run`].
+pub type Call<'a, R> = Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>>;
+
+/// Runs invocations of one plugin.
+pub struct Invoker {
+    pub ctx: Arc<PluginContext>,
+    pre: PluginPre<InvocationState>,
+    permits: Arc<Semaphore>,
+    /// How long a call waits for a free instance slot before it is refused as busy.
+    queue_timeout: Duration,
+}
+
+impl std::fmt::Debug for Invoker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Invoker")
+            .field("plugin", &self.ctx.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Invoker {
+    /// Links the plugin's granted capabilities and pre-instantiates its component. Errors here
+    /// (an import the host can't satisfy, an export missing) refuse the plugin.
+    pub fn new(
+        ctx: Arc<PluginContext>,
+        component: &Component,
+        linker: &Linker<InvocationState>,
+    ) -> anyhow::Result<Self> {
+        let instance_pre = linker.instantiate_pre(component)?;
+        let pre = PluginPre::new(instance_pre)?;
+        let permits = Arc::new(Semaphore::new(ctx.limits.max_concurrency as usize));
+        Ok(Self {
+            queue_timeout: ctx.limits.timeout().min(Duration::from_secs(1)),
+            ctx,
+            pre,
+            permits,
+        })
+    }
+
+    /// Runs `call` on a fresh instance, for `principal`, within `timeout`.
+    pub async fn run<R, F>(
+        &self,
+        kind: Kind,
+        principal: Principal,
+        request_id: &str,
+        timeout: Duration,
+        call: F,
+    ) -> Result<R, InvocationError>
+    where
+        R: Send,
+        F: for<'a> FnOnce(&'a mut Store<InvocationState>, &'a Plugin) -> Call<'a, R> + Send,
+    {
+        let plugin_id = self.ctx.id.as_str();
+        let metrics = &self.ctx.services.metrics;
+        let _permit = match tokio::time::timeout(self.queue_timeout, self.permits.acquire()).await {
+            Ok(Ok(permit)) => permit,
+            _ => {
+                metrics.invocation_refused(plugin_id, kind.as_str(), "plugin_busy");
+                return Err(InvocationError::Busy {
+                    plugin: plugin_id.to_string(),
+                    limit: self.ctx.limits.max_concurrency,
+                });
+            }
+        };
+        metrics.invocation_started(plugin_id, kind.as_str());
+        let started = Instant::now();
+        let deadline = started + timeout;
+        let stdout = CapturedOutput::new(OUTPUT_CAPTURE);
+        let stderr = CapturedOutput::new(OUTPUT_CAPTURE);
+        let wasi = WasiCtxBuilder::new()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let state = InvocationState {
+            plugin: self.ctx.clone(),
+            principal,
+            request_id: request_id.to_string(),
+            outbound_requests: 0,
+            deadline,
+            limiter: StoreLimiter::new(self.ctx.limits.memory_bytes()),
+            wasi,
+            table: ResourceTable::new(),
+            stdout,
+            stderr,
+        };
+        let mut store = Store::new(self.pre.engine(), state);
+        store.limiter(|state| &mut state.limiter);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Err(DeadlineExceeded(timeout).into())
+            } else {
+                // Let other tasks run between ticks; a busy guest can't hog a worker thread.
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+
+        // Host calls (storage, outbound HTTP) don't reach an epoch check while they wait, so the
+        // whole call also runs under a timer, a little later than the deadline.
+        let run = async {
+            let instance = self.pre.instantiate_async(&mut store).await?;
+            call(&mut store, &instance).await
+        };
+        let result =
+            match tokio::time::timeout_at((deadline + Duration::from_millis(50)).into(), run).await
+            {
+                Ok(result) => result,
+                Err(_) => Err(DeadlineExceeded(timeout).into()),
+            };
+
+        let elapsed = started.elapsed();
+        let state = store.into_data();
+        let stdout = state.stdout.text();
+        let stderr = state.stderr.text();
+        let request_id = state.request_id.as_str();
+        if !stdout.is_empty() {
+            tracing::debug!(target: "ucms::plugin", plugin = plugin_id, request_id, stdout = %stdout.trim_end(), "plugin stdout");
+        }
+        let outcome = result.map_err(|error| self.classify(error, &stderr, timeout));
+        match &outcome {
+            Ok(_) => {
+                if !stderr.is_empty() {
+                    tracing::info!(target: "ucms::plugin", plugin = plugin_id, request_id, stderr = %stderr.trim_end(), "plugin stderr");
+                }
+            }
+            Err(error) => {
+                if let Some(cause) = error.trap_cause() {
+                    metrics.trap(plugin_id, cause);
+                }
+                let detail = match error {
+                    InvocationError::Panicked { message, .. } => message.clone(),
+                    InvocationError::Internal { error, .. } => format!("{error:#}"),
+                    _ => String::new(),
+                };
+                tracing::warn!(
+                    plugin = plugin_id,
+                    request_id,
+                    kind = kind.as_str(),
+                    code = error.code(),
+                    elapsed_ms = elapsed.as_millis() as u64,
+                    detail = %detail,
+                    stderr = %stderr.trim_end(),
+                    "{error}"
+                );
+            }
+        }
+        metrics.invocation_finished(
+            plugin_id,
+            kind.as_str(),
+            elapsed,
+            state.limiter.peak_memory(),
+            outcome.as_ref().err().map(InvocationError::code),
+        );
+        outcome
+    }
+
+    fn classify(&self, error: wasmtime::Error, stderr: &str, timeout: Duration) -> InvocationError {
+        let plugin = self.ctx.id.to_string();
+        for cause in error.chain() {
+            if let Some(m) = cause.downcast_ref::<MemoryLimitExceeded>() {
+                return InvocationError::MemoryLimit {
+                    plugin,
+                    limit: m.limit,
+                };
+            }
+            if cause.downcast_ref::<DeadlineExceeded>().is_some() {
+                return InvocationError::Timeout { plugin, timeout };
+            }
+        }
+        if let Some(trap) = error.downcast_ref::<Trap>() {
+            return match trap {
+                Trap::StackOverflow => InvocationError::StackOverflow { plugin },
+                Trap::Interrupt => InvocationError::Timeout { plugin, timeout },
+                Trap::UnreachableCodeReached if stderr.contains("panicked at") => {
+                    InvocationError::Panicked {
+                        plugin,
+                        message: panic_message(stderr),
+                    }
+                }
+                other => InvocationError::Trapped {
+                    plugin,
+                    trap: other.to_string(),
+                },
+            };
+        }
+        InvocationError::Internal {
+            plugin,
+            error: anyhow::Error::from(error),
+        }
+    }
+}
+
+/// The panic line and its message from a Rust guest's stderr.
+fn panic_message(stderr: &str) -> String {
+    let start = stderr.find("panicked at").unwrap_or(0);
+    stderr[start..]
+        .lines()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .take(1000)
+        .collect()
+}

@@ -1,0 +1,120 @@
+//! The HTTP API: health, metrics, the host API under `/api/ucms`, and plugin routes under
+//! `/api/{plugin-id}`.
+
+mod auth;
+mod dispatch;
+mod error;
+mod host_api;
+
+use axum::extract::{FromRequest, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::{Json, Router};
+use http::StatusCode;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+pub use auth::{Caller, authenticate};
+pub use error::ApiError;
+
+use crate::Site;
+
+/// The site's router.
+pub fn router(site: Site) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .nest("/api/ucms", host_api::routes())
+        .route("/api/{plugin}", any(dispatch::handle))
+        .route("/api/{plugin}/{*rest}", any(dispatch::handle))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            site.clone(),
+            count_responses,
+        ))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "the server failed to handle the request",
+            )
+            .into_response()
+        }))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(site)
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn readyz(State(site): State<Site>) -> Response {
+    let database = site.db.ping().await;
+    let plugins = site.plugins.list();
+    let failed: Vec<&str> = plugins
+        .iter()
+        .filter(|p| p.state.label() == "failed")
+        .map(|p| p.id.as_str())
+        .collect();
+    let body = json!({
+        "status": if database.is_ok() { "ready" } else { "unavailable" },
+        "database": { "backend": site.db.backend_name(), "ok": database.is_ok() },
+        "plugins": { "installed": plugins.len(), "failed": failed },
+        "runtime": { "allocator": format!("{:?}", site.runtime.allocator()).to_lowercase() },
+    });
+    let status = if database.is_ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+async fn metrics(State(site): State<Site>) -> Response {
+    (
+        [(
+            http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        site.services.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn not_found(uri: http::Uri) -> ApiError {
+    ApiError::not_found(format!("nothing is served at {}", uri.path()))
+}
+
+async fn count_responses(State(site): State<Site>, request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    site.services
+        .metrics
+        .http_response(response.status().as_u16());
+    response
+}
+
+/// A JSON request body whose errors have the API's error shape.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(ApiError::new(
+                rejection.status(),
+                "invalid_json",
+                rejection.body_text(),
+            )),
+        }
+    }
+}

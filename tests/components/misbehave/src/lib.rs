@@ -1,0 +1,118 @@
+//! An adversarial plugin: every route misbehaves in its own way, so the host's tests can check
+//! that each is stopped with the right error while other plugins keep serving.
+
+use std::hint::black_box;
+
+use serde_json::json;
+use ucms_sdk::http::Outbound;
+use ucms_sdk::{Error, Plugin, Request, Response, Result, Router, events, log};
+
+struct Misbehave;
+
+impl Plugin for Misbehave {
+    fn router() -> Router {
+        Router::new()
+            .get("/ok", |_| Ok(Response::json(&json!({ "ok": true }))))
+            .get("/spin", spin)
+            .get("/alloc", alloc)
+            .get("/recurse", recurse_route)
+            .get("/panic", |_| panic!("deliberate panic for the test"))
+            .get("/huge", huge)
+            .get("/egress", egress)
+            .get("/log-flood", log_flood)
+            .get("/print-flood", print_flood)
+            .post("/publish", publish)
+            .post("/echo", |req| {
+                Ok(Response::new(200).with_body(req.body().to_vec()))
+            })
+    }
+}
+
+/// Loops forever.
+fn spin(_req: Request) -> Result<Response> {
+    let mut n: u64 = 0;
+    loop {
+        n = black_box(n.wrapping_add(1));
+    }
+}
+
+/// Allocates without bound and keeps everything.
+fn alloc(_req: Request) -> Result<Response> {
+    let mut hoard: Vec<Vec<u8>> = Vec::new();
+    loop {
+        let mut chunk = vec![0u8; 1 << 20];
+        chunk[0] = 1;
+        hoard.push(black_box(chunk));
+    }
+}
+
+#[inline(never)]
+#[allow(unconditional_recursion)]
+fn recurse(depth: u64, pad: [u64; 16]) -> u64 {
+    let pad = black_box(pad);
+    black_box(recurse(depth + 1, pad)) + pad[(depth % 16) as usize]
+}
+
+/// Recurses until the stack overflows.
+fn recurse_route(_req: Request) -> Result<Response> {
+    let n = recurse(0, [1; 16]);
+    Ok(Response::json(&json!({ "depth": n })))
+}
+
+/// Returns a body of `?mib=` MiB (default 8).
+fn huge(req: Request) -> Result<Response> {
+    let mib: usize = req.query("mib").and_then(|m| m.parse().ok()).unwrap_or(8);
+    Ok(Response::new(200).with_body(vec![b'x'; mib << 20]))
+}
+
+/// Requests `?url=` and reports what happened.
+fn egress(req: Request) -> Result<Response> {
+    let url = req
+        .query("url")
+        .ok_or_else(|| Error::bad_request("pass ?url="))?;
+    let count: usize = req.query("count").and_then(|c| c.parse().ok()).unwrap_or(1);
+    let mut last = None;
+    for _ in 0..count {
+        last = Some(Outbound::get(url).timeout_ms(2000).send());
+    }
+    match last.expect("count >= 1") {
+        Ok(response) => Ok(Response::json(&json!({
+            "status": response.status,
+            "body": String::from_utf8_lossy(&response.body),
+        }))),
+        Err(e) => Ok(
+            Response::json(&json!({ "error": e.code(), "message": e.message() }))
+                .with_status(e.status()),
+        ),
+    }
+}
+
+/// Writes `?lines=` log lines (default 10000).
+fn log_flood(req: Request) -> Result<Response> {
+    let lines: usize = req
+        .query("lines")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(10_000);
+    for i in 0..lines {
+        log::info(&format!("flood line {i}"));
+    }
+    Ok(Response::json(&json!({ "written": lines })))
+}
+
+/// Prints far more than the host captures.
+fn print_flood(_req: Request) -> Result<Response> {
+    for i in 0..100_000 {
+        println!("stdout line {i}");
+        eprintln!("stderr line {i}");
+    }
+    Ok(Response::json(&json!({ "printed": true })))
+}
+
+/// Publishes `?topic=`.
+fn publish(req: Request) -> Result<Response> {
+    let topic = req.query("topic").unwrap_or("misbehave.poked");
+    let id = events::publish(topic, &json!({ "poked": true }))?;
+    Ok(Response::json(&json!({ "event": id })))
+}
+
+ucms_sdk::export!(Misbehave);
