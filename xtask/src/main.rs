@@ -24,7 +24,9 @@ fn main() -> ExitCode {
         Some("demo") => demo(&args[1..]),
         Some("test") => test(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <demo|test> [args]\n\n  demo   build the example plugins and serve them on 127.0.0.1:8080\n  test   build every guest and run every test (extra args go to cargo test)");
+            eprintln!(
+                "usage: cargo xtask <demo|test> [args]\n\n  demo   build the example plugins and serve them on 127.0.0.1:8080\n  test   build every guest and run every test (extra args go to cargo test)"
+            );
             return ExitCode::from(2);
         }
     };
@@ -38,7 +40,10 @@ fn main() -> ExitCode {
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask is inside the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask is inside the workspace")
+        .to_path_buf()
 }
 
 fn cargo() -> Command {
@@ -49,7 +54,9 @@ fn cargo() -> Command {
 
 fn run(cmd: &mut Command) -> anyhow::Result<()> {
     let shown = format!("{cmd:?}");
-    let status = cmd.status().with_context(|| format!("cannot run {shown}"))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot run {shown}"))?;
     if !status.success() {
         bail!("{shown} failed ({status})");
     }
@@ -58,9 +65,17 @@ fn run(cmd: &mut Command) -> anyhow::Result<()> {
 
 /// Adds the wasm32-wasip2 target with rustup when it is missing.
 fn ensure_target() -> anyhow::Result<()> {
-    let installed = Command::new("rustup").args(["target", "list", "--installed"]).output();
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output();
     match installed {
-        Ok(out) if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == TARGET) => Ok(()),
+        Ok(out)
+            if String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .any(|l| l.trim() == TARGET) =>
+        {
+            Ok(())
+        }
         Ok(_) => {
             eprintln!("xtask: adding the {TARGET} target with rustup");
             run(Command::new("rustup").args(["target", "add", TARGET])).with_context(|| {
@@ -68,7 +83,9 @@ fn ensure_target() -> anyhow::Result<()> {
             })
         }
         Err(_) => {
-            eprintln!("xtask: rustup not found; assuming the {TARGET} target is installed (if not, install it with your toolchain manager)");
+            eprintln!(
+                "xtask: rustup not found; assuming the {TARGET} target is installed (if not, install it with your toolchain manager)"
+            );
             Ok(())
         }
     }
@@ -78,10 +95,25 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     ensure_target()?;
     let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
     if ci {
-        eprintln!("xtask: CI=true: database suites that can't reach their server fail instead of skipping");
+        eprintln!(
+            "xtask: CI=true: database suites that can't reach their server fail instead of skipping"
+        );
     }
     // Host crates (their build script compiles every guest), then the SDK's own unit tests.
-    run(cargo().args(["test", "--workspace", "--exclude", "hello", "--exclude", "orders", "--exclude", "mailer", "--exclude", "misbehave"]).args(extra))?;
+    run(cargo()
+        .args([
+            "test",
+            "--workspace",
+            "--exclude",
+            "hello",
+            "--exclude",
+            "orders",
+            "--exclude",
+            "mailer",
+            "--exclude",
+            "misbehave",
+        ])
+        .args(extra))?;
     Ok(())
 }
 
@@ -93,7 +125,8 @@ fn demo(extra: &[String]) -> anyhow::Result<()> {
     let ucms = root.join("target/release/ucms");
     let data = root.join("target/demo/ucms-data");
     if data.exists() {
-        std::fs::remove_dir_all(&data).with_context(|| format!("cannot clear {}", data.display()))?;
+        std::fs::remove_dir_all(&data)
+            .with_context(|| format!("cannot clear {}", data.display()))?;
     }
     let ucms_cmd = || {
         let mut cmd = Command::new(&ucms);
@@ -104,13 +137,36 @@ fn demo(extra: &[String]) -> anyhow::Result<()> {
         run(ucms_cmd().args(["plugin", "build", plugin, "--profile", "guest"]))?;
         run(ucms_cmd().args(["plugin", "install", plugin, "--yes"]))?;
     }
-    run(ucms_cmd().args(["user", "create", "--email", DEMO_EMAIL, "--password", DEMO_PASSWORD, "--role", "admin"]))?;
+    run(ucms_cmd().args([
+        "user",
+        "create",
+        "--email",
+        DEMO_EMAIL,
+        "--password",
+        DEMO_PASSWORD,
+        "--role",
+        "admin",
+    ]))?;
     let token = ucms_cmd()
-        .args(["token", "create", "--email", DEMO_EMAIL, "--name", "demo", "--scope", "*", "--expires", "7d"])
+        .args([
+            "token",
+            "create",
+            "--email",
+            DEMO_EMAIL,
+            "--name",
+            "demo",
+            "--scope",
+            "*",
+            "--expires",
+            "7d",
+        ])
         .output()
         .context("cannot create the demo token")?;
     if !token.status.success() {
-        bail!("creating the demo token failed: {}", String::from_utf8_lossy(&token.stderr));
+        bail!(
+            "creating the demo token failed: {}",
+            String::from_utf8_lossy(&token.stderr)
+        );
     }
     let token = String::from_utf8_lossy(&token.stdout).trim().to_string();
     eprintln!(

@@ -35,6 +35,16 @@ pub struct PluginResponse {
     pub body: Vec<u8>,
 }
 
+/// The route a request matched.
+#[derive(Debug)]
+pub struct RouteMatch<'a> {
+    /// Index into the manifest's routes.
+    pub index: usize,
+    pub route: &'a Route,
+    /// Parameter values, still percent-encoded.
+    pub params: Vec<(String, String)>,
+}
+
 /// Why a request matched no route.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RouteMiss {
@@ -109,11 +119,7 @@ impl LoadedPlugin {
     }
 
     /// The route for `method` and `path` (below `/api/{id}`), with its parameters.
-    pub fn route(
-        &self,
-        method: Method,
-        path: &str,
-    ) -> Result<(usize, &Route, Vec<(String, String)>), RouteMiss> {
+    pub fn route(&self, method: Method, path: &str) -> Result<RouteMatch<'_>, RouteMiss> {
         if let Some(router) = self.routes.get(&method)
             && let Ok(found) = router.at(path)
         {
@@ -123,7 +129,11 @@ impl LoadedPlugin {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect();
             let index = *found.value;
-            return Ok((index, &self.ctx().manifest.routes[index], params));
+            return Ok(RouteMatch {
+                index,
+                route: &self.ctx().manifest.routes[index],
+                params,
+            });
         }
         let allowed: Vec<Method> = self
             .routes

@@ -24,7 +24,7 @@ use ucms_manifest::{Manifest, PluginId};
 use wasmtime::component::Linker;
 
 pub use error::PluginError;
-pub use loaded::{HttpCall, Lifecycle, LoadedPlugin, PluginResponse, RouteMiss};
+pub use loaded::{HttpCall, Lifecycle, LoadedPlugin, PluginResponse, RouteMatch, RouteMiss};
 pub use source::{COMPONENT_FILE, PluginSource};
 
 use crate::capabilities::events::{DeliveryOutcome, EventDelivery, Subscribers};

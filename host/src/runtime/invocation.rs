@@ -322,6 +322,12 @@ impl Invoker {
         if let Some(trap) = error.downcast_ref::<Trap>() {
             return match trap {
                 Trap::StackOverflow => InvocationError::StackOverflow { plugin },
+                // Rust and C guests keep most of their stack in linear memory, below the heap;
+                // running off its end is an out-of-bounds access, recognisable by a backtrace
+                // that is one function calling itself.
+                Trap::MemoryOutOfBounds if runaway_recursion(&error) => {
+                    InvocationError::StackOverflow { plugin }
+                }
                 Trap::Interrupt => InvocationError::Timeout { plugin, timeout },
                 Trap::UnreachableCodeReached if stderr.contains("panicked at") => {
                     InvocationError::Panicked {
@@ -340,6 +346,23 @@ impl Invoker {
             error: anyhow::Error::from(error),
         }
     }
+}
+
+/// Whether the trap's backtrace is full (the engine keeps the innermost frames) and dominated by
+/// one function: the shape of runaway recursion.
+fn runaway_recursion(error: &wasmtime::Error) -> bool {
+    let Some(trace) = error.downcast_ref::<wasmtime::WasmBacktrace>() else {
+        return false;
+    };
+    let frames = trace.frames();
+    if frames.len() < 16 {
+        return false;
+    }
+    let mut counts = std::collections::HashMap::new();
+    for frame in frames {
+        *counts.entry(frame.func_index()).or_insert(0usize) += 1;
+    }
+    counts.values().any(|&n| n * 4 >= frames.len() * 3)
 }
 
 /// The panic line and its message from a Rust guest's stderr.

@@ -27,6 +27,11 @@ pub async fn handle(State(site): State<Site>, request: Request) -> Result<Respon
         Some(i) => (&below_api[..i], &below_api[i..]),
         None => (below_api, "/"),
     };
+    if plugin_id == "ucms" {
+        return Err(ApiError::not_found(format!(
+            "{raw_path} is not a host API route"
+        )));
+    }
     let slot = site.plugins.get(plugin_id).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -68,28 +73,27 @@ pub async fn handle(State(site): State<Site>, request: Request) -> Result<Respon
             format!("{} is not a method plugin routes serve", parts.method),
         )
     })?;
-    let (route_index, route, raw_params) =
-        plugin
-            .route(method, plugin_path)
-            .map_err(|miss| match miss {
-                RouteMiss::NotFound => ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    "route_not_found",
-                    format!("plugin '{plugin_id}' has no route {plugin_path}"),
-                ),
-                RouteMiss::MethodNotAllowed(allowed) => {
-                    let allowed: Vec<&str> = allowed.iter().map(|m| m.as_str()).collect();
-                    ApiError::new(
-                        StatusCode::METHOD_NOT_ALLOWED,
-                        "method_not_allowed",
-                        format!("{plugin_path} accepts {}", allowed.join(", ")),
-                    )
-                    .with_header(http::header::ALLOW, &allowed.join(", "))
-                }
-            })?;
+    let matched = plugin
+        .route(method, plugin_path)
+        .map_err(|miss| match miss {
+            RouteMiss::NotFound => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "route_not_found",
+                format!("plugin '{plugin_id}' has no route {plugin_path}"),
+            ),
+            RouteMiss::MethodNotAllowed(allowed) => {
+                let allowed: Vec<&str> = allowed.iter().map(|m| m.as_str()).collect();
+                ApiError::new(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "method_not_allowed",
+                    format!("{plugin_path} accepts {}", allowed.join(", ")),
+                )
+                .with_header(http::header::ALLOW, &allowed.join(", "))
+            }
+        })?;
 
     let principal = authenticate(&site, &parts.headers).await?;
-    if let Access::Permission(local) = &route.access {
+    if let Access::Permission(local) = &matched.route.access {
         require(
             &principal,
             &plugin.ctx().manifest.qualified_permission(local),
@@ -117,7 +121,9 @@ pub async fn handle(State(site): State<Site>, request: Request) -> Result<Respon
         .await
         .map_err(|_| too_large())?;
 
-    let params = raw_params
+    let route_index = matched.index;
+    let params = matched
+        .params
         .into_iter()
         .map(|(k, v)| (k, percent_decode_str(&v).decode_utf8_lossy().into_owned()))
         .collect();

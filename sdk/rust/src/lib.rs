@@ -160,7 +160,7 @@ macro_rules! export {
                 }
             }
 
-            $crate::bindings::__export_plugin_world!(UcmsExports with_types_in $crate::bindings);
+    $crate::bindings::__export_plugin_world!(UcmsExports with_types_in $crate::bindings);
 
             // The host reads this custom section before it instantiates anything.
             #[used]

@@ -1,0 +1,252 @@
+//! The `ucms` binary: a plugin author's first journey, and the errors people meet.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use ucms_test_components::MISBEHAVE;
+
+const UCMS: &str = env!("CARGO_BIN_EXE_ucms");
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn ucms(data: &Path) -> Command {
+    let mut cmd = Command::new(UCMS);
+    cmd.arg("--data")
+        .arg(data)
+        .env_remove("UCMS_CONFIG")
+        .env("UCMS_LOG", "warn");
+    cmd
+}
+
+fn ok(output: Output) -> String {
+    assert!(
+        output.status.success(),
+        "command failed ({}):\nstdout: {}\nstderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Starts `ucms serve` on a free port; returns the child and its base URL.
+fn serve(data: &Path) -> (Child, String) {
+    let mut child = ucms(data)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let url = loop {
+        let line = lines
+            .next()
+            .expect("the server printed its address")
+            .unwrap();
+        if let Some(rest) = line.strip_prefix("UCMS serving on ") {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (child, url)
+}
+
+#[test]
+fn help_lists_the_commands() {
+    let out = ok(Command::new(UCMS).arg("--help").output().unwrap());
+    for command in ["serve", "plugin", "user", "token"] {
+        assert!(out.contains(command), "{out}");
+    }
+    let out = ok(Command::new(UCMS)
+        .args(["plugin", "--help"])
+        .output()
+        .unwrap());
+    for command in [
+        "list", "install", "remove", "enable", "disable", "new", "build",
+    ] {
+        assert!(out.contains(command), "{out}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_plugin_builds_installs_and_serves() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let dir = tmp.path().join("my-plugin");
+    ok(ucms(&data)
+        .args(["plugin", "new", "my-plugin", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap());
+    assert!(dir.join("ucms-plugin.toml").exists() && dir.join("src/lib.rs").exists());
+
+    // Share one target folder between runs so the scaffold's dependencies compile once.
+    let built = ucms(&data)
+        .args(["plugin", "build"])
+        .arg(&dir)
+        .env("CARGO_TARGET_DIR", workspace().join("target/scaffold"))
+        .output()
+        .unwrap();
+    ok(built.clone());
+    let stderr = String::from_utf8_lossy(&built.stderr);
+    assert!(stderr.contains("built my-plugin 0.1.0"), "{stderr}");
+    assert!(dir.join("plugin.wasm").exists());
+
+    let installed = ucms(&data)
+        .args(["plugin", "install"])
+        .arg(&dir)
+        .arg("--yes")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&installed.stderr).into_owned();
+    ok(installed);
+    assert!(
+        stderr.contains("kv: store data in its own key-value space"),
+        "the consent lists capabilities: {stderr}"
+    );
+    let listed: serde_json::Value = serde_json::from_str(&ok(ucms(&data)
+        .args(["plugin", "list", "--json"])
+        .output()
+        .unwrap()))
+    .unwrap();
+    assert_eq!(listed[0]["id"], "my-plugin");
+
+    ok(ucms(&data)
+        .args([
+            "user",
+            "create",
+            "--email",
+            "ada@example.com",
+            "--password",
+            "a long enough password",
+            "--role",
+            "admin",
+        ])
+        .output()
+        .unwrap());
+    let token = ok(ucms(&data)
+        .args([
+            "token",
+            "create",
+            "--email",
+            "ada@example.com",
+            "--scope",
+            "my-plugin.*",
+        ])
+        .output()
+        .unwrap());
+    let token = token.trim();
+
+    let (mut server, url) = serve(&data);
+    let client = reqwest::Client::new();
+    let hello: serde_json::Value = client
+        .get(format!("{url}/api/my-plugin/hello?name=Ada"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(hello["message"], "Hello from my-plugin, Ada!");
+    let refused = client
+        .post(format!("{url}/api/my-plugin/notes"))
+        .json(&serde_json::json!({ "text": "first" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    let created = client
+        .post(format!("{url}/api/my-plugin/notes"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "text": "first" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let notes: serde_json::Value = client
+        .get(format!("{url}/api/my-plugin/notes"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(notes, serde_json::json!([{ "text": "first" }]));
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+#[test]
+fn installing_a_plugin_with_an_undeclared_import_names_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let manifest = MISBEHAVE.manifest().replace(
+        r#"http-client = { hosts = ["127.0.0.1", "localhost", "169.254.169.254", "[::1]"] }"#,
+        "",
+    );
+    let dir = plugin_folder(tmp.path(), &manifest);
+    let out = ucms(&tmp.path().join("data"))
+        .args(["plugin", "install"])
+        .arg(&dir)
+        .arg("--yes")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("error: the component imports ucms:host/http-client@0.1.0, but ucms-plugin.toml does not grant `http-client`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint: add `http-client = true`"),
+        "{stderr}"
+    );
+}
+
+/// A plugin folder with the misbehave component and `manifest`.
+fn plugin_folder(tmp: &Path, manifest: &str) -> PathBuf {
+    let dir = tmp.join("misbehave");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(MISBEHAVE.wasm, dir.join("plugin.wasm")).unwrap();
+    std::fs::write(dir.join("ucms-plugin.toml"), manifest).unwrap();
+    dir
+}
+
+#[test]
+fn consent_needs_a_terminal_or_yes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = plugin_folder(tmp.path(), &MISBEHAVE.manifest());
+    let out = ucms(&tmp.path().join("data"))
+        .args(["plugin", "install"])
+        .arg(&dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("pass --yes to approve"), "{stderr}");
+}
+
+#[test]
+fn a_missing_component_says_how_to_build_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("p");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("ucms-plugin.toml"), MISBEHAVE.manifest()).unwrap();
+    let out = ucms(&tmp.path().join("data"))
+        .args(["plugin", "install"])
+        .arg(&dir)
+        .arg("--yes")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("plugin.wasm") && stderr.contains("ucms plugin build"),
+        "{stderr}"
+    );
+}
