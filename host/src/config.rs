@@ -65,6 +65,9 @@ pub struct RuntimeConfig {
     pub epoch_tick_ms: u64,
     /// Keep precompiled components on disk so restarts don't recompile.
     pub cache_compiled: bool,
+    /// Memory per instance slot kept resident and reset in place after use (pooling allocator),
+    /// in KiB: faster reuse for a little more resident memory.
+    pub memory_keep_resident_kib: u32,
 }
 
 impl Default for RuntimeConfig {
@@ -74,6 +77,7 @@ impl Default for RuntimeConfig {
             max_instances: 1000,
             epoch_tick_ms: 10,
             cache_compiled: true,
+            memory_keep_resident_kib: 4096,
         }
     }
 }

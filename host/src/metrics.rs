@@ -86,6 +86,8 @@ pub struct Metrics {
     outbound: Family<OutcomeLabels, Counter>,
     log_dropped: Family<PluginLabels, Counter>,
     http_responses: Family<StatusLabels, Counter>,
+    /// `ucms_http_responses_total` by class, resolved once: 1xx, 2xx, 3xx, 4xx, 5xx.
+    status_classes: Arc<[Counter; 5]>,
     /// The info labels currently set per plugin (families can't be searched by label).
     info_labels: Arc<std::sync::Mutex<std::collections::HashMap<String, VersionLabels>>>,
 }
@@ -127,6 +129,7 @@ impl Metrics {
             log_dropped: Family::default(),
             http_responses: Family::default(),
             info_labels: Arc::default(),
+            status_classes: Arc::new(std::array::from_fn(|_| Counter::default())),
         };
         registry.register(
             "plugin_info",
@@ -193,8 +196,14 @@ impl Metrics {
             "HTTP responses by status class",
             m.http_responses.clone(),
         );
+        let status_classes = Arc::new(["1xx", "2xx", "3xx", "4xx", "5xx"].map(|class| {
+            m.http_responses
+                .get_or_create(&StatusLabels { class })
+                .clone()
+        }));
         Self {
             registry: Arc::new(registry),
+            status_classes,
             ..m
         }
     }
@@ -244,43 +253,29 @@ impl Metrics {
         }
     }
 
-    pub fn invocation_started(&self, id: &str, kind: &'static str) {
-        self.invocations
-            .get_or_create(&InvocationLabels {
+    /// Handles to one plugin's hot-path series, resolved once (no label lookups per call).
+    pub fn plugin(&self, id: &str) -> PluginMetrics {
+        let kind = |kind: &'static str| {
+            let labels = InvocationLabels {
                 plugin: id.to_string(),
                 kind,
-            })
-            .inc();
-        self.in_flight.get_or_create(&plugin(id)).inc();
-    }
-
-    pub fn invocation_finished(
-        &self,
-        id: &str,
-        kind: &'static str,
-        elapsed: Duration,
-        peak_memory: usize,
-        error_code: Option<&'static str>,
-    ) {
-        self.in_flight.get_or_create(&plugin(id)).dec();
-        self.duration
-            .get_or_create(&InvocationLabels {
-                plugin: id.to_string(),
-                kind,
-            })
-            .observe(elapsed.as_secs_f64());
-        let peak = self.memory_peak.get_or_create(&plugin(id));
-        if peak_memory as i64 > peak.get() {
-            peak.set(peak_memory as i64);
-        }
-        if let Some(code) = error_code {
-            self.errors
-                .get_or_create(&ErrorLabels {
-                    plugin: id.to_string(),
-                    kind,
-                    code,
-                })
-                .inc();
+            };
+            (
+                self.invocations.get_or_create(&labels).clone(),
+                self.duration.get_or_create(&labels).clone(),
+            )
+        };
+        let (http_count, http_time) = kind("http");
+        let (event_count, event_time) = kind("event");
+        let (lifecycle_count, lifecycle_time) = kind("lifecycle");
+        PluginMetrics {
+            id: id.to_string(),
+            site: self.clone(),
+            http: (http_count, http_time),
+            event: (event_count, event_time),
+            lifecycle: (lifecycle_count, lifecycle_time),
+            in_flight: self.in_flight.get_or_create(&plugin(id)).clone(),
+            memory_peak: self.memory_peak.get_or_create(&plugin(id)).clone(),
         }
     }
 
@@ -341,14 +336,73 @@ impl Metrics {
 
     pub fn http_response(&self, status: u16) {
         let class = match status {
-            100..=199 => "1xx",
-            200..=299 => "2xx",
-            300..=399 => "3xx",
-            400..=499 => "4xx",
-            _ => "5xx",
+            100..=199 => 0,
+            200..=299 => 1,
+            300..=399 => 2,
+            400..=499 => 3,
+            _ => 4,
         };
-        self.http_responses
-            .get_or_create(&StatusLabels { class })
-            .inc();
+        self.status_classes[class].inc();
+    }
+}
+
+/// One plugin's hot-path series (see [`Metrics::plugin`]).
+#[derive(Clone)]
+pub struct PluginMetrics {
+    id: String,
+    site: Metrics,
+    http: (Counter, Histogram),
+    event: (Counter, Histogram),
+    lifecycle: (Counter, Histogram),
+    in_flight: Gauge,
+    memory_peak: Gauge,
+}
+
+impl std::fmt::Debug for PluginMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginMetrics")
+            .field("plugin", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PluginMetrics {
+    fn kind(&self, kind: &str) -> &(Counter, Histogram) {
+        match kind {
+            "event" => &self.event,
+            "lifecycle" => &self.lifecycle,
+            _ => &self.http,
+        }
+    }
+
+    pub fn started(&self, kind: &'static str) {
+        self.kind(kind).0.inc();
+        self.in_flight.inc();
+    }
+
+    pub fn finished(
+        &self,
+        kind: &'static str,
+        elapsed: Duration,
+        peak_memory: usize,
+        error_code: Option<&'static str>,
+    ) {
+        self.in_flight.dec();
+        self.kind(kind).1.observe(elapsed.as_secs_f64());
+        if peak_memory as i64 > self.memory_peak.get() {
+            self.memory_peak.set(peak_memory as i64);
+        }
+        if let Some(code) = error_code {
+            self.site.invocation_refused(&self.id, kind, code);
+        }
+    }
+
+    /// An invocation refused before it started, or a response refused after it.
+    pub fn refused(&self, kind: &'static str, code: &'static str) {
+        self.site.invocation_refused(&self.id, kind, code);
+    }
+
+    pub fn trap(&self, cause: &'static str) {
+        self.site.trap(&self.id, cause);
     }
 }

@@ -14,9 +14,12 @@ use crate::runtime::Runtime;
 use crate::runtime::limits::max_memory_ceiling_mib;
 use crate::services::Services;
 
-/// Everything a site needs to serve.
+/// Everything a site needs to serve. Cloning is one reference count: handlers get it per request.
 #[derive(Clone)]
-pub struct Site {
+pub struct Site(Arc<SiteParts>);
+
+/// The parts of a [`Site`], reached through `Deref`.
+pub struct SiteParts {
     pub config: Arc<Config>,
     pub data: DataDir,
     pub db: Db,
@@ -30,6 +33,14 @@ impl std::fmt::Debug for Site {
         f.debug_struct("Site")
             .field("data", &self.data.root())
             .finish_non_exhaustive()
+    }
+}
+
+impl std::ops::Deref for Site {
+    type Target = SiteParts;
+
+    fn deref(&self) -> &SiteParts {
+        &self.0
     }
 }
 
@@ -65,14 +76,14 @@ impl Site {
             db.clone(),
         ));
         plugins.load_all().await?;
-        Ok(Self {
+        Ok(Self(Arc::new(SiteParts {
             config,
             data,
             db,
             runtime,
             services,
             plugins,
-        })
+        })))
     }
 
     /// Starts the background work (event delivery); it stops when `stop` is cancelled.

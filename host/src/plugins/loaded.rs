@@ -198,11 +198,7 @@ impl LoadedPlugin {
                 limit,
                 size: response.body.len(),
             };
-            self.ctx().services.metrics.invocation_refused(
-                self.ctx().id.as_str(),
-                "http",
-                error.code(),
-            );
+            self.ctx().metrics.refused("http", error.code());
             tracing::warn!(plugin = %self.ctx().id, "{error}");
             return Err(error);
         }

@@ -42,6 +42,8 @@ pub struct PluginContext {
     pub limits: Limits,
     pub services: Arc<Services>,
     pub caps: PluginCapabilities,
+    /// This plugin's metric series, resolved once.
+    pub metrics: crate::metrics::PluginMetrics,
 }
 
 /// The state of an installed plugin.
@@ -324,6 +326,7 @@ impl PluginManager {
             manifest: manifest.clone(),
             limits,
             services: self.services.clone(),
+            metrics: self.services.metrics.plugin(manifest.id.as_str()),
             caps: PluginCapabilities {
                 log: capabilities::log::LogLimiter::new(site.log_lines_per_sec),
                 settings,

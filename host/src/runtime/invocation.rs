@@ -200,18 +200,26 @@ impl Invoker {
         F: for<'a> FnOnce(&'a mut Store<InvocationState>, &'a Plugin) -> Call<'a, R> + Send,
     {
         let plugin_id = self.ctx.id.as_str();
-        let metrics = &self.ctx.services.metrics;
-        let _permit = match tokio::time::timeout(self.queue_timeout, self.permits.acquire()).await {
-            Ok(Ok(permit)) => permit,
-            _ => {
-                metrics.invocation_refused(plugin_id, kind.as_str(), "plugin_busy");
+        let metrics = &self.ctx.metrics;
+        let permit = match self.permits.try_acquire() {
+            Ok(permit) => Ok(permit),
+            // Full: wait a little for a slot rather than failing a burst outright.
+            Err(_) => tokio::time::timeout(self.queue_timeout, self.permits.acquire())
+                .await
+                .map_err(drop)
+                .and_then(|p| p.map_err(drop)),
+        };
+        let _permit = match permit {
+            Ok(permit) => permit,
+            Err(()) => {
+                metrics.refused(kind.as_str(), "plugin_busy");
                 return Err(InvocationError::Busy {
                     plugin: plugin_id.to_string(),
                     limit: self.ctx.limits.max_concurrency,
                 });
             }
         };
-        metrics.invocation_started(plugin_id, kind.as_str());
+        metrics.started(kind.as_str());
         let started = Instant::now();
         let deadline = started + timeout;
         let stdout = CapturedOutput::new(OUTPUT_CAPTURE);
@@ -277,7 +285,7 @@ impl Invoker {
             }
             Err(error) => {
                 if let Some(cause) = error.trap_cause() {
-                    metrics.trap(plugin_id, cause);
+                    metrics.trap(cause);
                 }
                 let detail = match error {
                     InvocationError::Panicked { message, .. } => message.clone(),
@@ -296,8 +304,7 @@ impl Invoker {
                 );
             }
         }
-        metrics.invocation_finished(
-            plugin_id,
+        metrics.finished(
             kind.as_str(),
             elapsed,
             state.limiter.peak_memory(),

@@ -180,8 +180,12 @@ fn pooling_config(config: &RuntimeConfig, max_memory: usize) -> PoolingAllocatio
         .total_tables(instances.saturating_mul(4))
         .total_stacks(instances)
         .max_memory_size(max_memory)
-        // Reset the first pages of a slot with memset instead of madvise: faster reuse.
-        .linear_memory_keep_resident(1 << 20)
-        .table_keep_resident(1 << 16);
+        // After an instance, reset its memory in place instead of handing the pages back to the
+        // kernel: with PAGEMAP_SCAN (Linux 6.7+) only the pages it dirtied are zeroed, so the
+        // next instance in the slot takes no page faults and no TLB shootdown. Measured here:
+        // 16 µs per fresh instance + call, against 36–45 µs with madvise (docs/performance.md).
+        .linear_memory_keep_resident(config.memory_keep_resident_kib as usize * 1024)
+        .table_keep_resident(64 * 1024)
+        .pagemap_scan(wasmtime::Enabled::Auto);
     pooling
 }

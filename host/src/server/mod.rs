@@ -15,7 +15,9 @@ use http::StatusCode;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::trace::TraceLayer;
 
 pub use auth::{Caller, authenticate};
@@ -47,7 +49,7 @@ pub fn router(site: Site) -> Router {
         }))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http())
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(SetRequestIdLayer::x_request_id(RequestIds::new()))
         .with_state(site)
 }
 
@@ -98,6 +100,34 @@ async fn count_responses(State(site): State<Site>, request: Request, next: Next)
         .metrics
         .http_response(response.status().as_u16());
     response
+}
+
+/// Request ids: a random per-process prefix and a counter. Unique without a syscall per request
+/// (a random UUID costs a `getrandom` call).
+#[derive(Debug, Clone)]
+struct RequestIds {
+    prefix: u32,
+    next: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl RequestIds {
+    fn new() -> Self {
+        let mut bytes = [0u8; 4];
+        let _ = getrandom::fill(&mut bytes);
+        Self {
+            prefix: u32::from_le_bytes(bytes),
+            next: std::sync::Arc::default(),
+        }
+    }
+}
+
+impl MakeRequestId for RequestIds {
+    fn make_request_id<B>(&mut self, _request: &http::Request<B>) -> Option<RequestId> {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        http::HeaderValue::from_str(&format!("{:08x}-{n:012x}", self.prefix))
+            .ok()
+            .map(RequestId::new)
+    }
 }
 
 /// A JSON request body whose errors have the API's error shape.
