@@ -13,8 +13,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::capabilities::events::DeliveryOutcome;
-
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PluginLabels {
     pub plugin: String,
@@ -303,20 +301,16 @@ impl Metrics {
         self.events_published.get_or_create(&plugin(id)).inc();
     }
 
-    pub fn event_delivery(&self, subscriber: &str, outcome: &DeliveryOutcome, last_attempt: bool) {
-        let outcome_label = match outcome {
-            DeliveryOutcome::Delivered => "delivered",
-            DeliveryOutcome::Failed(_) => "failed",
-            DeliveryOutcome::NotNow => "postponed",
-            DeliveryOutcome::Gone => "dropped",
-        };
+    /// One delivery attempt to `subscriber`: `delivered`, `failed`, `postponed` or `dropped`;
+    /// `dead` when it was the last attempt and failed.
+    pub fn event_delivery(&self, subscriber: &str, outcome: &'static str, dead: bool) {
         self.event_deliveries
             .get_or_create(&OutcomeLabels {
                 plugin: subscriber.to_string(),
-                outcome: outcome_label,
+                outcome,
             })
             .inc();
-        if matches!(outcome, DeliveryOutcome::Failed(_)) && last_attempt {
+        if dead {
             self.dead_letters.get_or_create(&plugin(subscriber)).inc();
         }
     }

@@ -14,8 +14,7 @@ use crate::{
 
 pub(crate) fn parse(text: &str) -> Result<Manifest, ManifestError> {
     let raw: RawManifest = toml::from_str(text).map_err(|e| {
-        let problem =
-            Problem::new("", e.message().trim().to_string()).at(text, e.span().map(|s| s.start));
+        let problem = serde_problem(e.message().trim()).at(text, e.span().map(|s| s.start));
         ManifestError::single(problem)
     })?;
     let mut v = Validator {
@@ -28,6 +27,25 @@ pub(crate) fn parse(text: &str) -> Result<Manifest, ManifestError> {
     } else {
         Err(ManifestError::new(v.problems))
     }
+}
+
+/// Rewords serde's messages about missing and unknown keys into the manifest's own voice.
+fn serde_problem(message: &str) -> Problem {
+    if let Some(rest) = message.strip_prefix("missing field `")
+        && let Some(field) = rest.strip_suffix('`')
+    {
+        return Problem::new(field, "this key is required but missing").with_hint(format!(
+            "add `{field} = ...` (docs/plugin-guide.md lists the manifest's keys)"
+        ));
+    }
+    if let Some(rest) = message.strip_prefix("unknown field `")
+        && let Some((field, expected)) = rest.split_once("`, expected ")
+    {
+        let allowed = expected.trim_start_matches("one of ").replace('`', "");
+        return Problem::new(field, "this key is not part of the manifest here")
+            .with_hint(format!("check the spelling; allowed here: {allowed}"));
+    }
+    Problem::new("", message.to_string())
 }
 
 struct Validator<'a> {

@@ -4,13 +4,12 @@
 use wasmtime::component::{HasData, Linker};
 
 use crate::identity::{self, Principal};
-use crate::runtime::invocation::InvocationState;
 use crate::wit::latest::ucms::host::auth as wit;
 use crate::wit::latest::ucms::host::types;
 
 pub struct AuthCtx<'a> {
-    plugin: &'a ucms_manifest::Manifest,
-    principal: &'a Principal,
+    pub plugin: &'a ucms_manifest::Manifest,
+    pub principal: &'a Principal,
 }
 
 struct Auth;
@@ -19,16 +18,14 @@ impl HasData for Auth {
     type Data<'a> = AuthCtx<'a>;
 }
 
-pub fn add_to_linker(linker: &mut Linker<InvocationState>) -> wasmtime::Result<()> {
-    wit::add_to_linker::<InvocationState, Auth>(linker, view)
+/// Store data that can give the `ucms:host/auth` host functions their view of the invocation.
+pub trait AuthView: Send {
+    fn auth(&mut self) -> AuthCtx<'_>;
 }
 
-fn view(state: &mut InvocationState) -> AuthCtx<'_> {
-    let (plugin, principal) = state.plugin_and_principal();
-    AuthCtx {
-        plugin: &plugin.manifest,
-        principal,
-    }
+/// Links `ucms:host/auth`.
+pub fn add_to_linker<T: AuthView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    wit::add_to_linker::<T, Auth>(linker, T::auth)
 }
 
 /// The WIT form of a principal.

@@ -12,7 +12,6 @@ use ucms_manifest::Manifest;
 use wasmtime::component::{HasData, Linker};
 
 use crate::config::PluginConfig;
-use crate::runtime::invocation::InvocationState;
 use crate::wit::latest::ucms::host::config as wit;
 
 /// A plugin's resolved settings and secrets.
@@ -96,8 +95,14 @@ impl HasData for Config {
     type Data<'a> = &'a PluginSettings;
 }
 
-pub fn add_to_linker(linker: &mut Linker<InvocationState>) -> wasmtime::Result<()> {
-    wit::add_to_linker::<InvocationState, Config>(linker, |state| &state.plugin().caps.settings)
+/// Store data that can give the `ucms:host/config` host functions the plugin's settings.
+pub trait ConfigView: Send {
+    fn settings(&mut self) -> &PluginSettings;
+}
+
+/// Links `ucms:host/config`.
+pub fn add_to_linker<T: ConfigView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    wit::add_to_linker::<T, Config>(linker, T::settings)
 }
 
 impl wit::Host for &PluginSettings {

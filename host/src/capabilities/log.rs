@@ -10,7 +10,6 @@ use std::time::Instant;
 use wasmtime::component::{HasData, Linker};
 
 use crate::metrics::Metrics;
-use crate::runtime::invocation::InvocationState;
 use crate::wit::latest::ucms::host::log::{self as wit, Level};
 
 const MAX_MESSAGE: usize = 8 * 1024;
@@ -63,10 +62,10 @@ impl LogLimiter {
 }
 
 pub struct LogCtx<'a> {
-    plugin: &'a str,
-    request_id: &'a str,
-    limiter: &'a LogLimiter,
-    metrics: &'a Metrics,
+    pub plugin: &'a str,
+    pub request_id: &'a str,
+    pub limiter: &'a LogLimiter,
+    pub metrics: &'a Metrics,
 }
 
 struct Log;
@@ -75,18 +74,14 @@ impl HasData for Log {
     type Data<'a> = LogCtx<'a>;
 }
 
-pub fn add_to_linker(linker: &mut Linker<InvocationState>) -> wasmtime::Result<()> {
-    wit::add_to_linker::<InvocationState, Log>(linker, view)
+/// Store data that can give the `ucms:host/log` host functions their view of the invocation.
+pub trait LogView: Send {
+    fn log(&mut self) -> LogCtx<'_>;
 }
 
-fn view(state: &mut InvocationState) -> LogCtx<'_> {
-    let (plugin, request_id) = state.plugin_and_request();
-    LogCtx {
-        plugin: plugin.id.as_str(),
-        request_id,
-        limiter: &plugin.caps.log,
-        metrics: &plugin.services.metrics,
-    }
+/// Links `ucms:host/log`.
+pub fn add_to_linker<T: LogView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    wit::add_to_linker::<T, Log>(linker, T::log)
 }
 
 fn truncate(s: &mut String, max: usize) {

@@ -20,7 +20,6 @@ pub mod log;
 use ucms_manifest::Capability;
 use wasmtime::component::{HasData, Linker};
 
-use crate::runtime::invocation::InvocationState;
 use crate::wit::latest::ucms::host::types;
 
 /// Per-plugin state of the capabilities, built once when the plugin loads.
@@ -32,11 +31,36 @@ pub struct PluginCapabilities {
     pub http: Option<http_client::HttpClientState>,
 }
 
+/// Store data that can give every capability its view (and WASI its context).
+pub trait HostView:
+    wasmtime_wasi::WasiView
+    + kv::KvView
+    + log::LogView
+    + config::ConfigView
+    + events::EventsView
+    + auth::AuthView
+    + http_client::HttpClientView
+    + 'static
+{
+}
+
+impl<T> HostView for T where
+    T: wasmtime_wasi::WasiView
+        + kv::KvView
+        + log::LogView
+        + config::ConfigView
+        + events::EventsView
+        + auth::AuthView
+        + http_client::HttpClientView
+        + 'static
+{
+}
+
 /// Links WASI (no files, no environment, no network) and the granted `ucms:host` interfaces.
-pub fn link(linker: &mut Linker<InvocationState>, granted: &[Capability]) -> wasmtime::Result<()> {
+pub fn link<T: HostView>(linker: &mut Linker<T>, granted: &[Capability]) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
     // `types` declares only types; every plugin may import it.
-    types::add_to_linker::<InvocationState, TypesOnly>(linker, |_| TypesOnly)?;
+    types::add_to_linker::<T, TypesOnly>(linker, |_| TypesOnly)?;
     for capability in granted {
         match capability {
             Capability::Kv => kv::add_to_linker(linker)?,

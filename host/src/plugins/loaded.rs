@@ -6,9 +6,9 @@ use std::time::Duration;
 use ucms_manifest::{Method, Route};
 use wasmtime::component::{Component, Linker};
 
-use super::PluginContext;
 use crate::capabilities::events::{DeliveryOutcome, EventDelivery};
 use crate::identity::Principal;
+use crate::runtime::PluginContext;
 use crate::runtime::invocation::{InvocationError, InvocationState, Invoker, Kind};
 use crate::wit::latest::exports::ucms::plugin::{event_handler, http_handler};
 

@@ -20,7 +20,7 @@ use anyhow::Context;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use serde::Serialize;
-use ucms_manifest::{Manifest, PluginId};
+use ucms_manifest::Manifest;
 use wasmtime::component::Linker;
 
 pub use error::PluginError;
@@ -31,20 +31,10 @@ use crate::capabilities::events::{DeliveryOutcome, EventDelivery, Subscribers};
 use crate::capabilities::{self, PluginCapabilities};
 use crate::config::{Config, DataDir};
 use crate::db::{Db, now_ms, on_db, rfc3339};
+use crate::runtime::PluginContext;
 use crate::runtime::Runtime;
 use crate::runtime::limits::Limits;
 use crate::services::Services;
-
-/// What an invocation knows about its plugin; shared by all its invocations.
-pub struct PluginContext {
-    pub id: PluginId,
-    pub manifest: Manifest,
-    pub limits: Limits,
-    pub services: Arc<Services>,
-    pub caps: PluginCapabilities,
-    /// This plugin's metric series, resolved once.
-    pub metrics: crate::metrics::PluginMetrics,
-}
 
 /// The state of an installed plugin.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -18,10 +18,16 @@ use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use super::PluginContext;
 use super::limits::{DeadlineExceeded, MemoryLimitExceeded, StoreLimiter};
 use super::output::CapturedOutput;
+use crate::capabilities::auth::{AuthCtx, AuthView};
+use crate::capabilities::config::{ConfigView, PluginSettings};
+use crate::capabilities::events::{EventsCtx, EventsView};
+use crate::capabilities::http_client::{HttpClientView, HttpCtx};
+use crate::capabilities::kv::{KvCtx, KvView};
+use crate::capabilities::log::{LogCtx, LogView};
 use crate::identity::Principal;
-use crate::plugins::PluginContext;
 use crate::wit::latest::{Plugin, PluginPre};
 
 /// Bytes of a guest's stdout and stderr kept per invocation, for the log.
@@ -64,13 +70,76 @@ impl InvocationState {
     pub fn plugin(&self) -> &PluginContext {
         &self.plugin
     }
+}
 
-    pub fn plugin_and_request(&self) -> (&PluginContext, &str) {
-        (&self.plugin, &self.request_id)
+// Each capability's view of the invocation: what its host functions may see, and no more.
+
+impl KvView for InvocationState {
+    fn kv(&mut self) -> KvCtx<'_> {
+        let plugin = &*self.plugin;
+        KvCtx {
+            plugin: plugin.id.as_str(),
+            backend: &*plugin.services.kv,
+            max_value: plugin.services.limits.kv_max_value,
+        }
     }
+}
 
-    pub fn plugin_and_principal(&self) -> (&PluginContext, &Principal) {
-        (&self.plugin, &self.principal)
+impl LogView for InvocationState {
+    fn log(&mut self) -> LogCtx<'_> {
+        let plugin = &*self.plugin;
+        LogCtx {
+            plugin: plugin.id.as_str(),
+            request_id: &self.request_id,
+            limiter: &plugin.caps.log,
+            metrics: &plugin.services.metrics,
+        }
+    }
+}
+
+impl ConfigView for InvocationState {
+    fn settings(&mut self) -> &PluginSettings {
+        &self.plugin.caps.settings
+    }
+}
+
+impl EventsView for InvocationState {
+    fn events(&mut self) -> EventsCtx<'_> {
+        let plugin = &*self.plugin;
+        EventsCtx {
+            plugin: plugin.id.as_str(),
+            grant: plugin.manifest.capabilities.events.as_ref(),
+            bus: &plugin.services.events,
+            metrics: &plugin.services.metrics,
+            max_payload: plugin.services.limits.event_max_payload,
+        }
+    }
+}
+
+impl AuthView for InvocationState {
+    fn auth(&mut self) -> AuthCtx<'_> {
+        AuthCtx {
+            plugin: &self.plugin.manifest,
+            principal: &self.principal,
+        }
+    }
+}
+
+impl HttpClientView for InvocationState {
+    fn http_client(&mut self) -> HttpCtx<'_> {
+        let plugin = &*self.plugin;
+        HttpCtx {
+            plugin: plugin.id.as_str(),
+            state: plugin
+                .caps
+                .http
+                .as_ref()
+                .expect("http-client is linked only for plugins granted it"),
+            metrics: &plugin.services.metrics,
+            calls_made: &mut self.outbound_requests,
+            max_calls: plugin.limits.max_outbound_requests,
+            deadline: self.deadline,
+        }
     }
 }
 

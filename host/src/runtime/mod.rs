@@ -9,6 +9,7 @@
 //!   engine's compatibility hash, so a restart deserializes instead of recompiling.
 
 pub mod cache;
+mod context;
 pub mod invocation;
 pub mod limits;
 mod output;
@@ -25,6 +26,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 use crate::config::RuntimeConfig;
 pub use cache::ComponentCache;
+pub use context::PluginContext;
 
 /// How instances get their memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -39,6 +39,18 @@ pub enum DeliveryOutcome {
     Gone,
 }
 
+impl DeliveryOutcome {
+    /// The metric label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::Failed(_) => "failed",
+            Self::NotNow => "postponed",
+            Self::Gone => "dropped",
+        }
+    }
+}
+
 /// Whoever runs subscriber plugins (the plugin manager).
 #[async_trait]
 pub trait Subscribers: Send + Sync + 'static {
@@ -154,8 +166,9 @@ impl Dispatcher {
                     .await
             }
         };
-        self.metrics
-            .event_delivery(sub, &outcome, attempt >= self.config.max_attempts);
+        let dead =
+            matches!(outcome, DeliveryOutcome::Failed(_)) && attempt >= self.config.max_attempts;
+        self.metrics.event_delivery(sub, outcome.label(), dead);
         if let Err(e) = result {
             // The lease runs out and the delivery is claimed again: at least once.
             tracing::warn!(subscriber = sub, error = %e, "cannot record an event delivery");

@@ -19,7 +19,6 @@ pub use dispatcher::{DeliveryOutcome, Dispatcher, EventDelivery, Subscribers};
 pub use outbox::{DeadLetter, NewEvent, OutboxBackend};
 
 use crate::metrics::Metrics;
-use crate::runtime::invocation::InvocationState;
 use crate::wit::latest::ucms::host::events::{self as wit, PublishError};
 
 /// Longest ordering key, in bytes.
@@ -68,11 +67,11 @@ impl EventBus {
 
 /// What `events.publish` sees of the invocation.
 pub struct EventsCtx<'a> {
-    plugin: &'a str,
-    grant: Option<&'a EventsGrant>,
-    bus: &'a EventBus,
-    metrics: &'a Metrics,
-    max_payload: usize,
+    pub plugin: &'a str,
+    pub grant: Option<&'a EventsGrant>,
+    pub bus: &'a EventBus,
+    pub metrics: &'a Metrics,
+    pub max_payload: usize,
 }
 
 struct Events;
@@ -81,19 +80,14 @@ impl HasData for Events {
     type Data<'a> = EventsCtx<'a>;
 }
 
-pub fn add_to_linker(linker: &mut Linker<InvocationState>) -> wasmtime::Result<()> {
-    wit::add_to_linker::<InvocationState, Events>(linker, view)
+/// Store data that can give the `ucms:host/events` host functions their view of the invocation.
+pub trait EventsView: Send {
+    fn events(&mut self) -> EventsCtx<'_>;
 }
 
-fn view(state: &mut InvocationState) -> EventsCtx<'_> {
-    let plugin = state.plugin();
-    EventsCtx {
-        plugin: plugin.id.as_str(),
-        grant: plugin.manifest.capabilities.events.as_ref(),
-        bus: &plugin.services.events,
-        metrics: &plugin.services.metrics,
-        max_payload: plugin.services.limits.event_max_payload,
-    }
+/// Links `ucms:host/events`.
+pub fn add_to_linker<T: EventsView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    wit::add_to_linker::<T, Events>(linker, T::events)
 }
 
 impl wit::Host for EventsCtx<'_> {

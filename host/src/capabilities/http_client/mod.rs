@@ -14,7 +14,6 @@ use wasmtime::component::{HasData, Linker};
 
 use self::egress::{CheckedResolver, EgressDenied, is_internal};
 use crate::metrics::Metrics;
-use crate::runtime::invocation::InvocationState;
 use crate::wit::latest::ucms::host::http_client::{self as wit, HttpError, Request, Response};
 
 const MAX_REDIRECTS: usize = 5;
@@ -108,12 +107,12 @@ fn check_url(
 }
 
 pub struct HttpCtx<'a> {
-    plugin: &'a str,
-    state: &'a HttpClientState,
-    metrics: &'a Metrics,
-    calls_made: &'a mut u32,
-    max_calls: u32,
-    deadline: Instant,
+    pub plugin: &'a str,
+    pub state: &'a HttpClientState,
+    pub metrics: &'a Metrics,
+    pub calls_made: &'a mut u32,
+    pub max_calls: u32,
+    pub deadline: Instant,
 }
 
 struct Http;
@@ -122,29 +121,14 @@ impl HasData for Http {
     type Data<'a> = HttpCtx<'a>;
 }
 
-pub fn add_to_linker(linker: &mut Linker<InvocationState>) -> wasmtime::Result<()> {
-    wit::add_to_linker::<InvocationState, Http>(linker, view)
+/// Store data that can give the `ucms:host/http-client` host functions their view of the invocation.
+pub trait HttpClientView: Send {
+    fn http_client(&mut self) -> HttpCtx<'_>;
 }
 
-fn view(state: &mut InvocationState) -> HttpCtx<'_> {
-    let InvocationState {
-        plugin,
-        outbound_requests,
-        deadline,
-        ..
-    } = state;
-    HttpCtx {
-        plugin: plugin.id.as_str(),
-        state: plugin
-            .caps
-            .http
-            .as_ref()
-            .expect("http-client is linked only for plugins granted it"),
-        metrics: &plugin.services.metrics,
-        calls_made: outbound_requests,
-        max_calls: plugin.limits.max_outbound_requests,
-        deadline: *deadline,
-    }
+/// Links `ucms:host/http-client`.
+pub fn add_to_linker<T: HttpClientView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    wit::add_to_linker::<T, Http>(linker, T::http_client)
 }
 
 impl HttpCtx<'_> {

@@ -10,7 +10,6 @@ use wasmtime::component::{HasData, Linker};
 
 pub use backend::{KvBackend, PostgresKv, SqliteKv, Start, StoreError, for_db};
 
-use crate::runtime::invocation::InvocationState;
 use crate::wit::latest::ucms::host::kv::{self as wit, KeyPage, KvError};
 
 /// Longest key, in bytes.
@@ -22,9 +21,9 @@ const INCREMENT_ATTEMPTS: usize = 100;
 
 /// What the kv host functions see of the invocation.
 pub struct KvCtx<'a> {
-    plugin: &'a str,
-    backend: &'a dyn KvBackend,
-    max_value: usize,
+    pub plugin: &'a str,
+    pub backend: &'a dyn KvBackend,
+    pub max_value: usize,
 }
 
 struct Kv;
@@ -34,17 +33,14 @@ impl HasData for Kv {
 }
 
 /// Links `ucms:host/kv` for a plugin granted it.
-pub fn add_to_linker(linker: &mut Linker<InvocationState>) -> wasmtime::Result<()> {
-    wit::add_to_linker::<InvocationState, Kv>(linker, view)
+/// Store data that can give the `ucms:host/kv` host functions their view of the invocation.
+pub trait KvView: Send {
+    fn kv(&mut self) -> KvCtx<'_>;
 }
 
-fn view(state: &mut InvocationState) -> KvCtx<'_> {
-    let plugin = state.plugin();
-    KvCtx {
-        plugin: plugin.id.as_str(),
-        backend: &*plugin.services.kv,
-        max_value: plugin.services.limits.kv_max_value,
-    }
+/// Links `ucms:host/kv`.
+pub fn add_to_linker<T: KvView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    wit::add_to_linker::<T, Kv>(linker, T::kv)
 }
 
 impl KvCtx<'_> {

@@ -1,0 +1,21 @@
+//! What an invocation knows about its plugin, shared by all of that plugin's invocations.
+
+use std::sync::Arc;
+
+use ucms_manifest::{Manifest, PluginId};
+
+use super::limits::Limits;
+use crate::capabilities::PluginCapabilities;
+use crate::metrics::PluginMetrics;
+use crate::services::Services;
+
+/// What an invocation knows about its plugin; shared by all its invocations.
+pub struct PluginContext {
+    pub id: PluginId,
+    pub manifest: Manifest,
+    pub limits: Limits,
+    pub services: Arc<Services>,
+    pub caps: PluginCapabilities,
+    /// This plugin's metric series, resolved once.
+    pub metrics: PluginMetrics,
+}
