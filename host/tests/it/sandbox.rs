@@ -179,7 +179,14 @@ async fn too_many_instances_at_once_are_refused_as_busy() {
     t.install_with(MISBEHAVE, &manifest).await.unwrap();
     let addr = t.serve().await;
     let first = tokio::spawn(async move { get(addr, "/api/misbehave/spin").await });
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // Wait until the first call holds the only slot.
+    crate::support::eventually(10, || async {
+        let metrics = t.site.services.metrics.render();
+        metrics
+            .contains(r#"ucms_plugin_instances_in_flight{plugin="misbehave"} 1"#)
+            .then_some(())
+    })
+    .await;
     let response = reqwest::get(format!("http://{addr}/api/misbehave/ok"))
         .await
         .unwrap();
