@@ -99,6 +99,7 @@ impl LoadedPlugin {
         ctx: std::sync::Arc<PluginContext>,
         component: &Component,
         linker: &Linker<InvocationState>,
+        site_permits: std::sync::Arc<tokio::sync::Semaphore>,
     ) -> anyhow::Result<Self> {
         let mut routes: BTreeMap<Method, matchit::Router<usize>> = BTreeMap::new();
         for (i, route) in ctx.manifest.routes.iter().enumerate() {
@@ -109,7 +110,7 @@ impl LoadedPlugin {
                 .insert(route.path.clone(), i)?;
         }
         Ok(Self {
-            invoker: Invoker::new(ctx, component, linker)?,
+            invoker: Invoker::new(ctx, component, linker, site_permits)?,
             routes,
         })
     }
@@ -264,7 +265,9 @@ impl LoadedPlugin {
         match result {
             Ok(Ok(())) => DeliveryOutcome::Delivered,
             Ok(Err(message)) => DeliveryOutcome::Failed(truncate(message)),
-            Err(InvocationError::Busy { .. }) => DeliveryOutcome::NotNow,
+            Err(InvocationError::Busy { .. } | InvocationError::SiteBusy { .. }) => {
+                DeliveryOutcome::NotNow
+            }
             Err(error) => DeliveryOutcome::Failed(format!("{}: {error}", error.code())),
         }
     }

@@ -326,7 +326,8 @@ impl PluginManager {
         let mut linker = Linker::new(self.runtime.engine());
         capabilities::link(&mut linker, &inspection.imported)
             .map_err(|e| PluginError::Link(e.into()))?;
-        LoadedPlugin::new(ctx, &component, &linker).map_err(PluginError::Link)
+        LoadedPlugin::new(ctx, &component, &linker, self.runtime.instance_permits())
+            .map_err(PluginError::Link)
     }
 
     /// Installs a plugin from `source`, running its `install` hook.

@@ -159,6 +159,10 @@ pub enum InvocationError {
         "plugin '{plugin}' is busy: {limit} instances are already running (limits.max-concurrency)"
     )]
     Busy { plugin: String, limit: u32 },
+    #[error(
+        "the site is running as many instances as it may ([runtime] max-instances); plugin '{plugin}' could not start one"
+    )]
+    SiteBusy { plugin: String },
     #[error("plugin '{plugin}' did not finish within its {} ms deadline (limits.timeout-ms)", .timeout.as_millis())]
     Timeout { plugin: String, timeout: Duration },
     #[error("plugin '{plugin}' exceeded its memory limit of {} MiB (limits.memory-mib)", .limit / (1024 * 1024))]
@@ -192,6 +196,7 @@ impl InvocationError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Busy { .. } => "plugin_busy",
+            Self::SiteBusy { .. } => "site_busy",
             Self::Timeout { .. } => "plugin_timeout",
             Self::MemoryLimit { .. } => "plugin_memory_limit",
             Self::StackOverflow { .. } => "plugin_stack_overflow",
@@ -224,6 +229,8 @@ pub struct Invoker {
     pub ctx: Arc<PluginContext>,
     pre: PluginPre<InvocationState>,
     permits: Arc<Semaphore>,
+    /// The site's instance slots, shared by every plugin (`[runtime] max-instances`).
+    site_permits: Arc<Semaphore>,
     /// How long a call waits for a free instance slot before it is refused as busy.
     queue_timeout: Duration,
 }
@@ -243,6 +250,7 @@ impl Invoker {
         ctx: Arc<PluginContext>,
         component: &Component,
         linker: &Linker<InvocationState>,
+        site_permits: Arc<Semaphore>,
     ) -> anyhow::Result<Self> {
         let instance_pre = linker.instantiate_pre(component)?;
         let pre = PluginPre::new(instance_pre)?;
@@ -252,6 +260,7 @@ impl Invoker {
             ctx,
             pre,
             permits,
+            site_permits,
         })
     }
 
@@ -270,23 +279,20 @@ impl Invoker {
     {
         let plugin_id = self.ctx.id.as_str();
         let metrics = &self.ctx.metrics;
-        let permit = match self.permits.try_acquire() {
-            Ok(permit) => Ok(permit),
-            // Full: wait a little for a slot rather than failing a burst outright.
-            Err(_) => tokio::time::timeout(self.queue_timeout, self.permits.acquire())
-                .await
-                .map_err(drop)
-                .and_then(|p| p.map_err(drop)),
+        // A slot of this plugin, then one of the site: both bounded, both waited for briefly so a
+        // burst queues instead of failing outright.
+        let Some(_plugin_slot) = acquire(&self.permits, self.queue_timeout).await else {
+            metrics.refused(kind.as_str(), "plugin_busy");
+            return Err(InvocationError::Busy {
+                plugin: plugin_id.to_string(),
+                limit: self.ctx.limits.max_concurrency,
+            });
         };
-        let _permit = match permit {
-            Ok(permit) => permit,
-            Err(()) => {
-                metrics.refused(kind.as_str(), "plugin_busy");
-                return Err(InvocationError::Busy {
-                    plugin: plugin_id.to_string(),
-                    limit: self.ctx.limits.max_concurrency,
-                });
-            }
+        let Some(_site_slot) = acquire(&self.site_permits, self.queue_timeout).await else {
+            metrics.refused(kind.as_str(), "site_busy");
+            return Err(InvocationError::SiteBusy {
+                plugin: plugin_id.to_string(),
+            });
         };
         metrics.started(kind.as_str());
         let started = Instant::now();
@@ -394,6 +400,13 @@ impl Invoker {
             if cause.downcast_ref::<DeadlineExceeded>().is_some() {
                 return InvocationError::Timeout { plugin, timeout };
             }
+            if cause
+                .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+                .is_some()
+            {
+                // Every instance slot of the site is taken: the site is busy, not the plugin broken.
+                return InvocationError::SiteBusy { plugin };
+            }
         }
         if let Some(trap) = error.downcast_ref::<Trap>() {
             return match trap {
@@ -439,6 +452,20 @@ fn runaway_recursion(error: &wasmtime::Error) -> bool {
         *counts.entry(frame.func_index()).or_insert(0usize) += 1;
     }
     counts.values().any(|&n| n * 4 >= frames.len() * 3)
+}
+
+/// A permit from `semaphore`, waiting at most `wait` when none is free.
+async fn acquire(
+    semaphore: &Semaphore,
+    wait: Duration,
+) -> Option<tokio::sync::SemaphorePermit<'_>> {
+    match semaphore.try_acquire() {
+        Ok(permit) => Some(permit),
+        Err(_) => tokio::time::timeout(wait, semaphore.acquire())
+            .await
+            .ok()?
+            .ok(),
+    }
 }
 
 /// The panic line and its message from a Rust guest's stderr.

@@ -40,6 +40,9 @@ pub enum Allocator {
 /// The engine, its epoch ticker and the compiled-component cache.
 pub struct Runtime {
     engine: Engine,
+    /// Instances that may exist at once across all plugins (`[runtime] max-instances`): enforced
+    /// here whatever the allocator, and sized to match the pooling allocator's slots.
+    instance_permits: Arc<tokio::sync::Semaphore>,
     allocator: Allocator,
     cache: Option<ComponentCache>,
     engine_hash: String,
@@ -111,6 +114,9 @@ impl Runtime {
         tracing::debug!(?allocator, %engine_hash, "wasm engine ready");
         Ok(Self {
             engine,
+            instance_permits: Arc::new(tokio::sync::Semaphore::new(
+                config.max_instances.max(1) as usize
+            )),
             allocator,
             cache,
             engine_hash,
@@ -122,6 +128,11 @@ impl Runtime {
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// The site-wide instance slots every invoker draws from.
+    pub fn instance_permits(&self) -> Arc<tokio::sync::Semaphore> {
+        self.instance_permits.clone()
     }
 
     pub fn allocator(&self) -> Allocator {

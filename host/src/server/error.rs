@@ -76,7 +76,9 @@ impl IntoResponse for ApiError {
 impl From<InvocationError> for ApiError {
     fn from(error: InvocationError) -> Self {
         let status = match &error {
-            InvocationError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            InvocationError::Busy { .. } | InvocationError::SiteBusy { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             InvocationError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -89,7 +91,9 @@ impl From<InvocationError> for ApiError {
         };
         let api = Self::new(status, error.code(), message);
         match error {
-            InvocationError::Busy { .. } => api.with_header(http::header::RETRY_AFTER, "1"),
+            InvocationError::Busy { .. } | InvocationError::SiteBusy { .. } => {
+                api.with_header(http::header::RETRY_AFTER, "1")
+            }
             _ => api,
         }
     }

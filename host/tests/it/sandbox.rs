@@ -206,3 +206,37 @@ async fn too_many_instances_at_once_are_refused_as_busy() {
     );
     t.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_site_wide_instance_cap_holds_across_plugins() {
+    let mut config = crate::support::test_config();
+    config.runtime.max_instances = 1;
+    let t = TestSite::open(crate::support::Backend::Sqlite, config)
+        .await
+        .unwrap();
+    t.install(HELLO).await;
+    let manifest = MISBEHAVE
+        .manifest()
+        .replace("timeout-ms = 1000", "timeout-ms = 3000");
+    t.install_with(MISBEHAVE, &manifest).await.unwrap();
+    let addr = t.serve().await;
+    let spinning = tokio::spawn(async move { get(addr, "/api/misbehave/spin").await });
+    crate::support::eventually(10, || async {
+        let metrics = t.site.services.metrics.render();
+        metrics
+            .contains(r#"ucms_plugin_instances_in_flight{plugin="misbehave"} 1"#)
+            .then_some(())
+    })
+    .await;
+    let (status, body) = get(addr, "/api/hello/greet").await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::SERVICE_UNAVAILABLE, "site_busy"),
+        "{body}"
+    );
+    let (status, _) = spinning.await.unwrap();
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    let (status, _) = get(addr, "/api/hello/greet").await;
+    assert_eq!(status, StatusCode::OK, "the slot is free again");
+    t.close().await;
+}
