@@ -3,7 +3,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::capabilities::events::Dispatcher;
@@ -50,15 +49,14 @@ impl Site {
     pub async fn open(config: Config, data: DataDir) -> anyhow::Result<Self> {
         data.create()?;
         let url = config.database_url(data.root());
-        let db = Db::connect(&url, config.database.max_connections)
-            .await
-            .with_context(|| format!("cannot open the database {}", crate::db::redact(&url)))?;
+        let db = crate::db::open(&url, config.database.max_connections).await?;
         Self::open_with_db(config, data, db).await
     }
 
     /// Like [`Site::open`], with a database already connected (tests pick a PostgreSQL schema).
     pub async fn open_with_db(config: Config, data: DataDir, db: Db) -> anyhow::Result<Self> {
         crate::install_crypto_provider();
+        crate::db::migrate(&db).await?;
         data.create()?;
         let max_memory = max_memory_ceiling_mib(
             &config.limits,

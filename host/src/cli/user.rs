@@ -5,7 +5,6 @@ use clap::{Args, Subcommand};
 
 use super::{GlobalArgs, print_json};
 use crate::config::Config;
-use crate::db::Db;
 use crate::identity::Identity;
 
 #[derive(Debug, Subcommand)]
@@ -40,7 +39,7 @@ pub(super) async fn identity(global: &GlobalArgs, config: &Config) -> anyhow::Re
     let data = global.data_dir();
     data.create()?;
     crate::install_crypto_provider();
-    let db = Db::connect(
+    let db = crate::db::open(
         &config.database_url(data.root()),
         config.database.max_connections,
     )

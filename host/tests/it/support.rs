@@ -77,6 +77,9 @@ pub async fn postgres_db() -> Option<(Db, String)> {
     let db = Db::connect_postgres(options, Some(8))
         .await
         .expect("connect to the test schema");
+    ucms::db::migrate(&db)
+        .await
+        .expect("migrate the test schema");
     Some((db, schema))
 }
 
@@ -105,7 +108,7 @@ impl TestDb {
         let (db, schema) = match backend {
             Backend::Sqlite => {
                 let url = format!("sqlite://{}", dir.path().join("ucms.db").display());
-                (Db::connect(&url, None).await.unwrap(), None)
+                (ucms::db::open(&url, None).await.unwrap(), None)
             }
             Backend::Postgres => {
                 let (db, schema) = postgres_db().await?;
