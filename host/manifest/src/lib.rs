@@ -75,6 +75,16 @@ pub struct Manifest {
     /// Secrets the plugin reads, by name, with a description.
     pub secrets: BTreeMap<String, String>,
     pub limits: LimitsRequest,
+    /// Hook points the plugin joins (`content.before-save`), in priority order.
+    pub hooks: Vec<Hook>,
+    /// Recurring jobs.
+    pub schedules: Vec<Schedule>,
+    /// Pages the plugin adds to the admin UI.
+    pub admin_pages: Vec<AdminPage>,
+    /// Interfaces this plugin provides to others, with the version it implements.
+    pub provides: BTreeMap<String, semver::Version>,
+    /// Interfaces this plugin needs some installed plugin to provide.
+    pub requires: BTreeMap<String, semver::VersionReq>,
 }
 
 impl Manifest {
@@ -214,6 +224,46 @@ pub struct Route {
     /// Path pattern: `/items/{id}`, `/files/{*rest}`.
     pub path: String,
     pub access: Access,
+}
+
+/// What the host does when a hook fails or misses its deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFailure {
+    /// The operation the hook guards is refused.
+    Reject,
+    /// The hook is skipped (with a log line) and the value passes on unchanged.
+    Skip,
+}
+
+/// A hook point the plugin joins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hook {
+    /// `content.before-save`, ...
+    pub point: String,
+    /// Lower runs first.
+    pub priority: i32,
+    pub on_failure: OnFailure,
+    pub timeout_ms: u32,
+}
+
+/// A recurring job, run once per tick across all nodes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedule {
+    pub name: String,
+    /// A cron expression: 5 fields, or 6 with seconds first.
+    pub cron: String,
+}
+
+/// A page the plugin adds to the admin UI, served from its package's assets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminPage {
+    /// Below the plugin's admin mount: `/orders`.
+    pub path: String,
+    pub title: String,
+    /// The asset that is the page: `assets/admin/orders.html`.
+    pub entry: String,
+    /// Local permission needed to see it.
+    pub permission: Option<String>,
 }
 
 /// A topic pattern whose events are delivered to the plugin's event handler.

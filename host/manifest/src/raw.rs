@@ -36,6 +36,41 @@ pub(crate) struct RawManifest {
     pub secrets: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
     pub limits: BTreeMap<String, Spanned<i64>>,
+    #[serde(default)]
+    pub hooks: Vec<Spanned<RawHook>>,
+    #[serde(default)]
+    pub schedules: Vec<Spanned<RawSchedule>>,
+    #[serde(default)]
+    pub admin_pages: Vec<Spanned<RawAdminPage>>,
+    #[serde(default)]
+    pub provides: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    pub requires: BTreeMap<String, Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawHook {
+    pub point: Spanned<String>,
+    pub priority: Option<Spanned<i64>>,
+    pub on_failure: Option<Spanned<String>>,
+    pub timeout_ms: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSchedule {
+    pub name: Spanned<String>,
+    pub cron: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAdminPage {
+    pub path: Spanned<String>,
+    pub title: Spanned<String>,
+    pub entry: Spanned<String>,
+    pub permission: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]

@@ -164,6 +164,11 @@ impl Validator<'_> {
             })
             .collect();
         let limits = self.limits(&raw.limits);
+        let hooks = self.hooks(&raw.hooks);
+        let schedules = self.schedules(&raw.schedules);
+        let admin_pages = self.admin_pages(&raw.admin_pages, &permissions);
+        let provides = self.provides(&raw.provides);
+        let requires = self.requires(&raw.requires);
         Manifest {
             id,
             version,
@@ -181,7 +186,208 @@ impl Validator<'_> {
             settings,
             secrets,
             limits,
+            hooks,
+            schedules,
+            admin_pages,
+            provides,
+            requires,
         }
+    }
+
+    fn hooks(&mut self, raw: &[Spanned<crate::raw::RawHook>]) -> Vec<crate::Hook> {
+        let mut out: Vec<crate::Hook> = Vec::new();
+        for (i, spanned) in raw.iter().enumerate() {
+            let h = spanned.get_ref();
+            let key = |field: &str| format!("hooks[{i}].{field}");
+            let point = h.point.get_ref();
+            let valid_point = point.split('.').count() >= 2 && crate::is_valid_topic(point);
+            if !valid_point {
+                self.problem_hint(
+                    key("point"),
+                    &h.point,
+                    format!("'{point}' is not a hook point"),
+                    "hook points are dotted names such as \"content.before-save\"",
+                );
+                continue;
+            }
+            if out.iter().any(|o| o.point == *point) {
+                self.problem(
+                    key("point"),
+                    &h.point,
+                    format!("the plugin already joins '{point}'"),
+                );
+                continue;
+            }
+            let priority = match &h.priority {
+                Some(p) if !(-10_000..=10_000).contains(p.get_ref()) => {
+                    self.problem(
+                        key("priority"),
+                        p,
+                        "use a priority from -10000 to 10000 (lower runs first)",
+                    );
+                    continue;
+                }
+                Some(p) => *p.get_ref() as i32,
+                None => 100,
+            };
+            let on_failure = match h.on_failure.as_ref().map(|s| (s, s.get_ref().as_str())) {
+                None | Some((_, "reject")) => crate::OnFailure::Reject,
+                Some((_, "skip")) => crate::OnFailure::Skip,
+                Some((s, other)) => {
+                    self.problem(
+                        key("on-failure"),
+                        s,
+                        format!("'{other}' is not a failure policy; use \"reject\" or \"skip\""),
+                    );
+                    continue;
+                }
+            };
+            let timeout_ms = match &h.timeout_ms {
+                Some(t) if !(1..=30_000).contains(t.get_ref()) => {
+                    self.problem(key("timeout-ms"), t, "a hook's deadline is 1 to 30000 ms");
+                    continue;
+                }
+                Some(t) => *t.get_ref() as u32,
+                None => 1000,
+            };
+            out.push(crate::Hook {
+                point: point.clone(),
+                priority,
+                on_failure,
+                timeout_ms,
+            });
+        }
+        out
+    }
+
+    fn schedules(&mut self, raw: &[Spanned<crate::raw::RawSchedule>]) -> Vec<crate::Schedule> {
+        let mut out: Vec<crate::Schedule> = Vec::new();
+        for (i, spanned) in raw.iter().enumerate() {
+            let s = spanned.get_ref();
+            let name = s.name.get_ref();
+            if !is_name(name) {
+                self.problem(
+                    format!("schedules[{i}].name"),
+                    &s.name,
+                    "schedule names use lower-case letters, digits, '-' and '_'",
+                );
+                continue;
+            }
+            if out.iter().any(|o| o.name == *name) {
+                self.problem(
+                    format!("schedules[{i}].name"),
+                    &s.name,
+                    format!("there is already a schedule named '{name}'"),
+                );
+                continue;
+            }
+            let cron = s.cron.get_ref().trim();
+            if let Err(e) = cron.parse::<croner::Cron>() {
+                self.problem_hint(
+                    format!("schedules[{i}].cron"),
+                    &s.cron,
+                    format!("'{cron}' is not a cron expression: {e}"),
+                    "use 5 fields (minute hour day month weekday), for example \"*/15 * * * *\"",
+                );
+                continue;
+            }
+            out.push(crate::Schedule {
+                name: name.clone(),
+                cron: cron.to_string(),
+            });
+        }
+        out
+    }
+
+    fn admin_pages(
+        &mut self,
+        raw: &[Spanned<crate::raw::RawAdminPage>],
+        permissions: &BTreeMap<String, String>,
+    ) -> Vec<crate::AdminPage> {
+        let mut out = Vec::new();
+        for (i, spanned) in raw.iter().enumerate() {
+            let p = spanned.get_ref();
+            let key = |field: &str| format!("admin-pages[{i}].{field}");
+            if let Err(e) = check_path(p.path.get_ref()) {
+                self.problem(key("path"), &p.path, e);
+                continue;
+            }
+            let entry = p.entry.get_ref();
+            if !entry.starts_with("assets/") || entry.contains("..") || entry.ends_with('/') {
+                self.problem_hint(
+                    key("entry"),
+                    &p.entry,
+                    format!("'{entry}' is not a file in the package's assets"),
+                    "name a file below assets/, for example \"assets/admin/index.html\"",
+                );
+                continue;
+            }
+            if let Some(perm) = &p.permission
+                && !permissions.contains_key(perm.get_ref())
+            {
+                self.problem(
+                    key("permission"),
+                    perm,
+                    format!("'{}' is not declared under [permissions]", perm.get_ref()),
+                );
+                continue;
+            }
+            out.push(crate::AdminPage {
+                path: p.path.get_ref().clone(),
+                title: p.title.get_ref().clone(),
+                entry: entry.clone(),
+                permission: p.permission.as_ref().map(|p| p.get_ref().clone()),
+            });
+        }
+        out
+    }
+
+    fn provides(
+        &mut self,
+        raw: &BTreeMap<String, Spanned<String>>,
+    ) -> BTreeMap<String, semver::Version> {
+        let mut out = BTreeMap::new();
+        for (name, version) in raw {
+            if !valid_interface(name) {
+                self.problem(format!("provides.\"{name}\""), version, INTERFACE_RULE);
+                continue;
+            }
+            match semver::Version::parse(version.get_ref()) {
+                Ok(v) => {
+                    out.insert(name.clone(), v);
+                }
+                Err(e) => self.problem(
+                    format!("provides.\"{name}\""),
+                    version,
+                    format!("'{}' is not a version: {e}", version.get_ref()),
+                ),
+            }
+        }
+        out
+    }
+
+    fn requires(
+        &mut self,
+        raw: &BTreeMap<String, Spanned<String>>,
+    ) -> BTreeMap<String, semver::VersionReq> {
+        let mut out = BTreeMap::new();
+        for (name, req) in raw {
+            if !valid_interface(name) {
+                self.problem(format!("requires.\"{name}\""), req, INTERFACE_RULE);
+                continue;
+            }
+            match semver::VersionReq::parse(req.get_ref()) {
+                Ok(r) => {
+                    out.insert(name.clone(), r);
+                }
+                Err(e) => self.problem(
+                    format!("requires.\"{name}\""),
+                    req,
+                    format!("'{}' is not a version requirement: {e}", req.get_ref()),
+                ),
+            }
+        }
+        out
     }
 
     fn publisher(&mut self, raw: &Spanned<String>) -> String {
@@ -470,6 +676,14 @@ impl Validator<'_> {
         }
         limits
     }
+}
+
+const INTERFACE_RULE: &str =
+    "interface names are a namespace and a name, lower-case, such as \"content/entries\"";
+
+fn valid_interface(name: &str) -> bool {
+    name.split_once('/')
+        .is_some_and(|(ns, iface)| is_name(ns) && is_name(iface))
 }
 
 fn is_name(s: &str) -> bool {

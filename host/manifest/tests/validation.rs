@@ -48,6 +48,27 @@ stripe-key = "The Stripe API key"
 [limits]
 memory-mib = 128
 timeout-ms = 2000
+
+[[hooks]]
+point = "content.before-save"
+priority = 10
+on-failure = "skip"
+
+[[schedules]]
+name = "abandoned-carts"
+cron = "*/15 * * * *"
+
+[[admin-pages]]
+path = "/orders"
+title = "Orders"
+entry = "assets/admin/orders.html"
+permission = "orders.create"
+
+[provides]
+"commerce/orders" = "1.0.0"
+
+[requires]
+"content/entries" = "^1"
 "#;
 
 fn problems(text: &str) -> String {
@@ -120,6 +141,51 @@ fn a_complete_manifest_parses() {
     assert_eq!(
         m.settings["currency"].default,
         Some(serde_json::json!("EUR"))
+    );
+    assert_eq!(m.hooks[0].point, "content.before-save");
+    assert_eq!(
+        (m.hooks[0].priority, m.hooks[0].on_failure),
+        (10, ucms_manifest::OnFailure::Skip)
+    );
+    assert_eq!(m.schedules[0].cron, "*/15 * * * *");
+    assert_eq!(m.admin_pages[0].entry, "assets/admin/orders.html");
+    assert_eq!(m.provides["commerce/orders"], semver::Version::new(1, 0, 0));
+    assert!(m.requires["content/entries"].matches(&semver::Version::new(1, 4, 0)));
+}
+
+#[test]
+fn hooks_schedules_pages_and_interfaces() {
+    insta::assert_snapshot!(
+        "bad_cron",
+        problems(&with(
+            r#"cron = "*/15 * * * *""#,
+            r#"cron = "every quarter hour""#
+        ))
+    );
+    insta::assert_snapshot!(
+        "bad_hook_point",
+        problems(&with(
+            r#"point = "content.before-save""#,
+            r#"point = "beforesave""#
+        ))
+    );
+    insta::assert_snapshot!(
+        "bad_hook_policy",
+        problems(&with(r#"on-failure = "skip""#, r#"on-failure = "ignore""#))
+    );
+    insta::assert_snapshot!(
+        "admin_page_outside_assets",
+        problems(&with(
+            r#"entry = "assets/admin/orders.html""#,
+            r#"entry = "../secret.html""#
+        ))
+    );
+    insta::assert_snapshot!(
+        "bad_interface",
+        problems(&with(
+            r#""commerce/orders" = "1.0.0""#,
+            r#""orders" = "1.0.0""#
+        ))
     );
 }
 

@@ -40,6 +40,8 @@ pub enum PluginError {
     #[error("{0}")]
     ApiMismatch(String),
     #[error("{0}")]
+    Unsupported(String),
+    #[error("{0}")]
     Limits(#[from] CeilingExceeded),
     #[error("{0:#}")]
     Settings(anyhow::Error),
@@ -79,6 +81,7 @@ impl PluginError {
             Self::ForbiddenImport { .. } => "forbidden_import",
             Self::MissingExport(_) => "missing_export",
             Self::ApiMismatch(_) => "api_mismatch",
+            Self::Unsupported(_) => "unsupported_feature",
             Self::Limits(_) => "limit_above_ceiling",
             Self::Settings(_) => "invalid_settings",
             Self::Link(_) => "link_failed",

@@ -131,6 +131,21 @@ pub fn inspect(
             )));
         }
     }
+    // Declared in the manifest format already; run by later API versions.
+    if !manifest.hooks.is_empty() {
+        let points: Vec<&str> = manifest.hooks.iter().map(|h| h.point.as_str()).collect();
+        return Err(PluginError::Unsupported(format!(
+            "the manifest joins hook points ({}), but ucms:plugin {} has no hooks export to run them\n  hint: remove [[hooks]] until the plugin targets an API version with hooks",
+            points.join(", "),
+            wit::latest_api()
+        )));
+    }
+    if !manifest.schedules.is_empty() {
+        return Err(PluginError::Unsupported(format!(
+            "the manifest declares schedules, but ucms:plugin {} has no scheduled-task export to run them\n  hint: remove [[schedules]] until the plugin targets an API version with schedules",
+            wit::latest_api()
+        )));
+    }
     let api_stamp = read_api_stamp(wasm)?;
     check_api(manifest, api_stamp.as_ref())?;
     let granted_unused: Vec<Capability> = manifest
