@@ -27,6 +27,7 @@
 //! ```
 
 pub mod archive;
+pub mod index;
 pub mod keys;
 pub mod metadata;
 pub mod signature;
