@@ -1,4 +1,4 @@
-use ucms_manifest::{Capability, ManifestError};
+use ucms_manifest::ManifestError;
 
 use crate::runtime::invocation::InvocationError;
 use crate::runtime::limits::CeilingExceeded;
@@ -16,31 +16,8 @@ pub enum PluginError {
     },
     #[error("the plugin's component does not compile: {0:#}")]
     Compile(anyhow::Error),
-    #[error(
-        "the component imports {interface}, but ucms-plugin.toml does not grant `{capability}`\n  hint: add `{capability} = true` (with its scopes) under [capabilities], or stop using that interface"
-    )]
-    UndeclaredImport {
-        interface: String,
-        capability: Capability,
-    },
-    #[error(
-        "the component imports {interface}, which this host doesn't provide (it provides ucms:host {supported})\n  hint: {hint}"
-    )]
-    UnsupportedImport {
-        interface: String,
-        supported: String,
-        hint: String,
-    },
-    #[error("the component imports {interface}: {reason}")]
-    ForbiddenImport { interface: String, reason: String },
-    #[error(
-        "the component does not export {0}\n  hint: build it with the UCMS SDK (ucms_sdk::export!) or implement the ucms:plugin world"
-    )]
-    MissingExport(String),
     #[error("{0}")]
-    ApiMismatch(String),
-    #[error("{0}")]
-    Unsupported(String),
+    Component(#[from] ucms_package::component::ComponentError),
     #[error("{0}")]
     Limits(#[from] CeilingExceeded),
     #[error("{0:#}")]
@@ -76,12 +53,19 @@ impl PluginError {
             Self::Manifest(_) => "invalid_manifest",
             Self::Source { .. } => "invalid_plugin_source",
             Self::Compile(_) => "invalid_component",
-            Self::UndeclaredImport { .. } => "undeclared_import",
-            Self::UnsupportedImport { .. } => "unsupported_import",
-            Self::ForbiddenImport { .. } => "forbidden_import",
-            Self::MissingExport(_) => "missing_export",
-            Self::ApiMismatch(_) => "api_mismatch",
-            Self::Unsupported(_) => "unsupported_feature",
+            Self::Component(e) => {
+                use ucms_package::component::ComponentError as C;
+                match e {
+                    C::NotAComponent(_) => "invalid_component",
+                    C::UndeclaredImport { .. } => "undeclared_import",
+                    C::UnsupportedImport { .. } => "unsupported_import",
+                    C::ForbiddenImport { .. } => "forbidden_import",
+                    C::MissingExport(_) => "missing_export",
+                    C::ApiMismatch(_) => "api_mismatch",
+                    C::Unsupported(_) => "unsupported_feature",
+                    _ => "invalid_component",
+                }
+            }
             Self::Limits(_) => "limit_above_ceiling",
             Self::Settings(_) => "invalid_settings",
             Self::Link(_) => "link_failed",

@@ -286,8 +286,7 @@ impl PluginManager {
             .await
             .map_err(|e| PluginError::Compile(e.into()))?
             .map_err(PluginError::Compile)?;
-        let inspection =
-            inspect::inspect(self.runtime.engine(), &component, &source.wasm, manifest)?;
+        let inspection = inspect::inspect(&source.wasm, manifest)?;
         let operator = self.config.plugin(manifest.id.as_str());
         let limits = Limits::resolve(
             manifest.id.as_str(),

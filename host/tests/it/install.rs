@@ -15,7 +15,7 @@ async fn an_import_the_manifest_does_not_grant_is_refused_by_name() {
         "",
     );
     let err = t.install_with(MISBEHAVE, &manifest).await.unwrap_err();
-    assert!(matches!(err, PluginError::UndeclaredImport { .. }), "{err}");
+    assert_eq!(err.code(), "undeclared_import", "{err}");
     let message = err.to_string();
     assert!(message.contains("ucms:host/http-client@0.1.0"), "{message}");
     assert!(message.contains("`http-client`"), "{message}");

@@ -27,6 +27,7 @@
 //! ```
 
 pub mod archive;
+pub mod component;
 pub mod index;
 pub mod keys;
 pub mod metadata;
