@@ -1,0 +1,369 @@
+//! The registry's HTTP API.
+//!
+//! Reads (`/index/…`, `/keys/…`, downloads, search) are public and cacheable: index files and
+//! the snapshot carry an ETag and answer `If-None-Match` with 304. Writes need a publisher token
+//! (`Authorization: Bearer ucmsr_…`) and are rate-limited per token.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use serde_json::json;
+use ucms_package::keys::{KeyId, PublicKeyFile};
+use ucms_package::signature::PackageSignature;
+use ucms_package::trust::Rotation;
+
+use crate::store::decode_header_json;
+use crate::{Registry, RegistryError};
+
+type Shared = Arc<Registry>;
+
+pub(crate) fn router(registry: Shared) -> Router {
+    Router::new()
+        .route(
+            "/healthz",
+            get(|| async { Json(json!({ "status": "ok" })) }),
+        )
+        .route("/index/snapshot.json", get(snapshot))
+        .route("/index/{id}", get(index_file))
+        .route("/keys/registry.json", get(registry_key))
+        .route("/keys/{kind}", get(statements))
+        .route("/packages/{id}/{version}/download", get(download))
+        .route("/api/v1/packages", post(publish))
+        .route("/api/v1/packages/{id}", get(package))
+        .route(
+            "/api/v1/packages/{id}/{version}/yank",
+            post(yank).delete(unyank),
+        )
+        .route("/api/v1/packages/{id}/owners", get(owners))
+        .route(
+            "/api/v1/packages/{id}/owners/{publisher}",
+            put(add_owner).delete(remove_owner),
+        )
+        .route("/api/v1/search", get(search))
+        .route("/api/v1/keys", post(add_key))
+        .route("/api/v1/keys/rotations", post(add_rotation))
+        .route("/api/v1/keys/{key_id}/revoke", post(revoke_key))
+        .fallback(|uri: http::Uri| async move {
+            RegistryError::not_found(format!("nothing is served at {}", uri.path()))
+        })
+        .with_state(registry)
+}
+
+/// Token buckets per publisher token for write requests.
+#[derive(Debug)]
+pub(crate) struct RateLimiter {
+    per_minute: f64,
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+}
+
+impl RateLimiter {
+    pub(crate) fn new(per_minute: u32) -> Self {
+        Self {
+            per_minute: f64::from(per_minute.max(1)),
+            buckets: Mutex::default(),
+        }
+    }
+
+    fn admit(&self, token_id: &str) -> Result<(), RegistryError> {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let rate = self.per_minute / 60.0;
+        let (tokens, last) = buckets
+            .entry(token_id.to_string())
+            .or_insert((self.per_minute, now));
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * rate).min(self.per_minute);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(RegistryError::rate_limited(
+                ((1.0 - *tokens) / rate).ceil() as u64
+            ))
+        }
+    }
+}
+
+/// The publisher behind the request's token, after the rate limit.
+async fn publisher(registry: &Registry, headers: &HeaderMap) -> Result<String, RegistryError> {
+    let token = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            RegistryError::unauthorized("send the publisher token: Authorization: Bearer ucmsr_…")
+        })?;
+    let (publisher, token_id) = registry.authenticate(token.trim()).await?;
+    registry.limiter.admit(&token_id)?;
+    Ok(publisher)
+}
+
+fn etag_of(body: &[u8]) -> String {
+    format!("\"{}\"", &ucms_package::signature::digest(body)[7..39])
+}
+
+/// A cacheable body: 304 when the client already has it.
+fn cacheable(headers: &HeaderMap, body: String, content_type: &'static str) -> Response {
+    let etag = etag_of(body.as_bytes());
+    let fresh = headers
+        .get(http::header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    if fresh {
+        return (StatusCode::NOT_MODIFIED, [(http::header::ETAG, etag)]).into_response();
+    }
+    (
+        [
+            (http::header::ETAG, etag),
+            (http::header::CONTENT_TYPE, content_type.to_string()),
+            (http::header::CACHE_CONTROL, "no-cache".to_string()),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn snapshot(State(r): State<Shared>, headers: HeaderMap) -> Response {
+    let published = r.published().await;
+    cacheable(
+        &headers,
+        published.snapshot_json.clone(),
+        "application/json",
+    )
+}
+
+async fn index_file(
+    State(r): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, RegistryError> {
+    let published = r.published().await;
+    let text = published
+        .index
+        .get(&id)
+        .ok_or_else(|| RegistryError::not_found(format!("no package '{id}' is published here")))?;
+    Ok(cacheable(&headers, text.clone(), "application/x-ndjson"))
+}
+
+async fn registry_key(State(r): State<Shared>) -> Json<PublicKeyFile> {
+    Json(r.public_key())
+}
+
+async fn statements(
+    State(r): State<Shared>,
+    Path(kind): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, RegistryError> {
+    let kind = kind.strip_suffix(".json").unwrap_or(&kind);
+    if !["endorsements", "rotations", "revocations"].contains(&kind) {
+        return Err(RegistryError::not_found(format!(
+            "/keys/{kind} is not a statement list"
+        )));
+    }
+    let all = r.statements().await?;
+    let list = all.get(kind).cloned().unwrap_or_default();
+    Ok(cacheable(
+        &headers,
+        serde_json::to_string(&list).expect("serializes"),
+        "application/json",
+    ))
+}
+
+async fn download(
+    State(r): State<Shared>,
+    Path((id, version)): Path<(String, String)>,
+) -> Result<Response, RegistryError> {
+    let bytes = r.download(&id, &version).await?;
+    Ok(([(http::header::CONTENT_TYPE, "application/zstd")], bytes).into_response())
+}
+
+async fn publish(
+    State(r): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, RegistryError> {
+    let publisher = publisher(&r, &headers).await?;
+    let signature: PackageSignature = decode_header_json(
+        headers
+            .get("x-ucms-signature")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| RegistryError::bad_request("the package is unsigned: send its signature in X-UCMS-Signature (ucms plugin sign makes one)"))?,
+        "X-UCMS-Signature",
+    )?;
+    let public_key = match headers
+        .get("x-ucms-public-key")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(value) => {
+            let file: PublicKeyFile = decode_header_json(value, "X-UCMS-Public-Key")?;
+            Some(
+                file.key()
+                    .map_err(|e| RegistryError::bad_request(e.to_string()))?,
+            )
+        }
+        None => None,
+    };
+    let entry = r
+        .publish(&publisher, &body, &signature, public_key.as_ref())
+        .await?;
+    Ok((StatusCode::CREATED, Json(entry)).into_response())
+}
+
+async fn package(
+    State(r): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, RegistryError> {
+    let entries = r.all_entries().await?;
+    let versions = entries
+        .get(&id)
+        .ok_or_else(|| RegistryError::not_found(format!("no package '{id}' is published here")))?;
+    Ok(Json(
+        json!({ "id": id, "owners": r.owners(&id).await?, "versions": versions }),
+    ))
+}
+
+async fn yank(
+    State(r): State<Shared>,
+    Path((id, version)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<StatusCode, RegistryError> {
+    let publisher = publisher(&r, &headers).await?;
+    r.set_yanked(&publisher, &id, &version, true).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn unyank(
+    State(r): State<Shared>,
+    Path((id, version)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<StatusCode, RegistryError> {
+    let publisher = publisher(&r, &headers).await?;
+    r.set_yanked(&publisher, &id, &version, false).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn owners(
+    State(r): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, RegistryError> {
+    Ok(Json(json!({ "owners": r.owners(&id).await? })))
+}
+
+async fn add_owner(
+    State(r): State<Shared>,
+    Path((id, owner)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, RegistryError> {
+    let publisher = publisher(&r, &headers).await?;
+    Ok(Json(
+        json!({ "owners": r.set_owner(&publisher, &id, &owner, true).await? }),
+    ))
+}
+
+async fn remove_owner(
+    State(r): State<Shared>,
+    Path((id, owner)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, RegistryError> {
+    let publisher = publisher(&r, &headers).await?;
+    Ok(Json(
+        json!({ "owners": r.set_owner(&publisher, &id, &owner, false).await? }),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+struct SearchQuery {
+    #[serde(default)]
+    q: String,
+    category: Option<String>,
+    capability: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn search(
+    State(r): State<Shared>,
+    Query(q): Query<SearchQuery>,
+) -> Result<Json<serde_json::Value>, RegistryError> {
+    let hits = r
+        .search(
+            &q.q,
+            q.category.as_deref(),
+            q.capability.as_deref(),
+            q.limit.unwrap_or(50),
+        )
+        .await?;
+    Ok(Json(json!({ "packages": hits })))
+}
+
+async fn add_key(
+    State(r): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, RegistryError> {
+    let publisher = publisher(&r, &headers).await?;
+    let file: PublicKeyFile = serde_json::from_slice(&body).map_err(|e| {
+        RegistryError::bad_request(format!("the body is not a public key file: {e}"))
+    })?;
+    if file.publisher != publisher {
+        return Err(RegistryError::forbidden(format!(
+            "the key file is for publisher '{}', but the token belongs to '{publisher}'",
+            file.publisher
+        )));
+    }
+    let key = file
+        .key()
+        .map_err(|e| RegistryError::bad_request(e.to_string()))?;
+    let endorsement = r.add_key(&publisher, &key).await?;
+    Ok((StatusCode::CREATED, Json(endorsement)).into_response())
+}
+
+async fn add_rotation(
+    State(r): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, RegistryError> {
+    let publisher = publisher(&r, &headers).await?;
+    let rotation: Rotation = serde_json::from_slice(&body).map_err(|e| {
+        RegistryError::bad_request(format!("the body is not a rotation statement: {e}"))
+    })?;
+    r.add_rotation(&publisher, rotation).await?;
+    Ok(StatusCode::CREATED)
+}
+
+#[derive(Debug, Deserialize)]
+struct RevokeBody {
+    reason: String,
+}
+
+async fn revoke_key(
+    State(r): State<Shared>,
+    Path(key_id): Path<String>,
+    headers: HeaderMap,
+    Json(body): Json<RevokeBody>,
+) -> Result<Json<serde_json::Value>, RegistryError> {
+    let publisher = publisher(&r, &headers).await?;
+    let key_id = KeyId(key_id);
+    match r.key_owner(&key_id).await? {
+        Some(owner) if owner == publisher => {}
+        Some(_) => {
+            return Err(RegistryError::forbidden(
+                "you can revoke only your own keys",
+            ));
+        }
+        None => {
+            return Err(RegistryError::not_found(format!(
+                "no key {key_id} is registered"
+            )));
+        }
+    }
+    let revocation = r.revoke_key(&key_id, &body.reason).await?;
+    Ok(Json(serde_json::to_value(revocation).expect("serializes")))
+}
