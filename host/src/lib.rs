@@ -24,10 +24,4 @@ pub mod wit;
 
 pub use site::Site;
 
-/// Installs the process-wide TLS crypto provider (ring) once; reqwest and sqlx need one.
-pub fn install_crypto_provider() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-}
+pub use ucms_registry::client::install_crypto_provider;

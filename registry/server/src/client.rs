@@ -18,6 +18,14 @@ use ucms_package::signature::{PackageSignature, digest};
 use ucms_package::trust::{Endorsement, Revocation, Rotation, TrustStore};
 use ucms_package::unix_now;
 
+/// Installs the process-wide TLS crypto provider (ring) once; reqwest and sqlx need one.
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
@@ -115,6 +123,7 @@ impl RegistryClient {
                 source,
             })?;
         }
+        install_crypto_provider();
         let http = reqwest::Client::builder()
             .user_agent(concat!("ucms/", env!("CARGO_PKG_VERSION")))
             .timeout(std::time::Duration::from_secs(60))
