@@ -170,7 +170,7 @@ async fn open_site(dir: &std::path::Path) -> anyhow::Result<ucms::Site> {
     let hello = ucms_test_components::HELLO;
     let source = ucms::plugins::PluginSource::new(hello.manifest(), hello.wasm_bytes(), hello.dir)?;
     site.plugins
-        .install(source, ucms::plugins::InstallOptions::default())
+        .apply(source, ucms::plugins::ApplyOptions::default())
         .await?;
     println!(
         "ucms site: SQLite, {:?} allocator",

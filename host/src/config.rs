@@ -23,6 +23,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub events: EventsConfig,
     pub log: LogConfig,
+    pub registry: RegistrySettings,
+    pub trust: TrustConfig,
     /// Per-plugin settings, secrets and operator grants, by plugin id.
     pub plugins: BTreeMap<String, PluginConfig>,
 }
@@ -157,6 +159,81 @@ impl Default for LogConfig {
     }
 }
 
+/// Where plugins are installed from by name.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RegistrySettings {
+    /// The registry's base URL, for `ucms plugin install NAME` without `--registry`.
+    pub url: Option<String>,
+}
+
+/// The keys this site trusts to sign plugins.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TrustConfig {
+    /// Registry keys (base64 Ed25519, as in the registry's `/keys/registry.json`): packages
+    /// signed by publisher keys these registries endorse are trusted.
+    pub registries: Vec<String>,
+    /// Publisher keys trusted directly.
+    pub publishers: Vec<TrustedPublisherKey>,
+    /// Keys this site refuses, whatever anyone says.
+    pub revoked: Vec<RevokedKey>,
+    /// Let `ucms plugin install PATH` install an unsigned plugin from a local folder
+    /// (development; a policy can forbid it).
+    pub allow_unsigned_local: bool,
+}
+
+impl Default for TrustConfig {
+    fn default() -> Self {
+        Self {
+            registries: Vec::new(),
+            publishers: Vec::new(),
+            revoked: Vec::new(),
+            allow_unsigned_local: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TrustedPublisherKey {
+    pub publisher: String,
+    pub key: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RevokedKey {
+    pub key_id: String,
+    pub reason: String,
+}
+
+impl TrustConfig {
+    /// The trust store these settings describe.
+    pub fn store(&self) -> anyhow::Result<ucms_package::trust::TrustStore> {
+        use ucms_package::keys::{KeyId, PublicKey};
+        let mut store = ucms_package::trust::TrustStore::new();
+        for (i, key) in self.registries.iter().enumerate() {
+            let key = PublicKey::from_base64(key)
+                .map_err(|e| anyhow::anyhow!("[trust] registries[{i}]: {e}"))?;
+            store.trust_registry(key);
+        }
+        for (i, p) in self.publishers.iter().enumerate() {
+            let key = PublicKey::from_base64(&p.key)
+                .map_err(|e| anyhow::anyhow!("[trust] publishers[{i}]: {e}"))?;
+            store.trust_publisher(&p.publisher, key);
+        }
+        for r in &self.revoked {
+            store.add_revocation(ucms_package::trust::Revocation::local(
+                &KeyId(r.key_id.clone()),
+                0,
+                &r.reason,
+            ));
+        }
+        Ok(store)
+    }
+}
+
 /// What the operator sets for one plugin.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
@@ -287,6 +364,11 @@ impl DataDir {
     /// Precompiled components.
     pub fn compiled_cache(&self) -> PathBuf {
         self.root.join("cache").join("compiled")
+    }
+
+    /// Registry index files and downloaded packages.
+    pub fn registry_cache(&self) -> PathBuf {
+        self.root.join("cache").join("registries")
     }
 
     pub fn create(&self) -> anyhow::Result<()> {

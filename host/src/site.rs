@@ -99,6 +99,21 @@ impl Site {
             self.services.metrics.clone(),
             Duration::from_millis(u64::from(ceiling)),
         );
+        let plugins = self.plugins.clone();
+        let sync_stop = stop.clone();
+        // Changes other processes make (a CLI install next to this server, other nodes) take
+        // effect here within a second.
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = sync_stop.cancelled() => return,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+                if let Err(e) = plugins.sync().await {
+                    tracing::warn!(error = %e, "cannot check for plugin changes");
+                }
+            }
+        });
         tokio::spawn(dispatcher.run(stop))
     }
 

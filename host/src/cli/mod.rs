@@ -1,6 +1,7 @@
 //! The `ucms` command.
 
 mod plugin;
+mod registry;
 mod serve;
 mod token;
 mod user;
@@ -49,6 +50,9 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Run a plugin registry, and manage its publishers and keys.
+    #[command(subcommand)]
+    Registry(registry::RegistryCommand),
 }
 
 impl GlobalArgs {
@@ -106,6 +110,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Plugin(cmd) => plugin::run(&cli.global, config, cmd).await,
         Command::User(cmd) => user::run(&cli.global, config, cmd).await,
         Command::Token(cmd) => token::run(&cli.global, config, cmd).await,
+        Command::Registry(cmd) => registry::run(cmd).await,
     }
 }
 

@@ -1,12 +1,18 @@
-use std::path::PathBuf;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 
+use anyhow::Context;
 use clap::Subcommand;
+use indicatif::{ProgressBar, ProgressStyle};
+use ucms_package::keys::{PublicKeyFile, SecretKey};
+use ucms_package::signature::PackageSignature;
 
 use super::{GlobalArgs, confirm, print_json};
 use crate::Site;
 use crate::authoring;
 use crate::config::Config;
-use crate::plugins::{InstallOptions, PluginSource};
+use crate::plugins::registry::{self as reg, Plan, Progress};
+use crate::plugins::{ApplyOptions, PluginSource};
 
 #[derive(Debug, Subcommand)]
 pub enum PluginCommand {
@@ -16,17 +22,38 @@ pub enum PluginCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Install a plugin from a folder holding ucms-plugin.toml and plugin.wasm.
+    /// Install plugins by name from a registry (`hello`, `hello@^0.1`), or from a folder or a
+    /// .ucpkg file. Shows the capabilities each asks for and asks for consent.
     Install {
-        /// The plugin folder (or its ucms-plugin.toml).
-        path: PathBuf,
-        /// Approve the capabilities the plugin asks for without asking.
+        /// Plugin names with optional requirements, or paths.
+        #[arg(required = true)]
+        targets: Vec<String>,
+        /// The registry to install from (default: [registry] url in ucms.toml).
+        #[arg(long)]
+        registry: Option<String>,
+        /// Approve without asking.
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Allow replacing a newer installed version with an older one.
+        #[arg(long)]
+        allow_downgrade: bool,
+    },
+    /// Upgrade plugins (all installed ones without names) to their newest compatible versions.
+    Upgrade {
+        ids: Vec<String>,
+        #[arg(long)]
+        registry: Option<String>,
         #[arg(long, short = 'y')]
         yes: bool,
     },
-    /// Remove a plugin (its stored data is kept unless --purge).
+    /// Return a plugin to the version it had before its last install or upgrade.
+    Rollback { id: String },
+    /// Remove a plugin. Its stored data is kept (--keep-data, the default) unless --purge.
     Remove {
         id: String,
+        /// Keep the plugin's stored data (the default).
+        #[arg(long, conflicts_with = "purge")]
+        keep_data: bool,
         /// Also delete the plugin's stored data.
         #[arg(long)]
         purge: bool,
@@ -54,6 +81,60 @@ pub enum PluginCommand {
         /// The cargo profile to build with.
         #[arg(long, default_value = "release")]
         profile: String,
+    },
+    /// Pack a built plugin folder into NAME-VERSION.ucpkg (reproducibly), after checking it.
+    Pack {
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Where to write the package (default: the folder itself).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Make a new Ed25519 publisher key (the secret file is written with mode 0600).
+    Keygen {
+        /// The publisher this key signs for.
+        #[arg(long)]
+        publisher: String,
+        /// The secret key file; the public key goes beside it as FILE.pub.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Sign a package with a publisher key: writes PACKAGE.sig.
+    Sign {
+        package: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Publish a signed package to a registry.
+    Publish {
+        package: PathBuf,
+        #[arg(long)]
+        registry: String,
+        /// The publisher token the registry issued.
+        #[arg(long, env = "UCMS_REGISTRY_TOKEN", hide_env_values = true)]
+        token: String,
+        /// Register this public key with the registry if it doesn't know it yet.
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+    },
+    /// Yank a published version (new installs skip it; existing ones keep it), or undo that.
+    Yank {
+        /// `id@version`
+        target: String,
+        #[arg(long)]
+        registry: String,
+        #[arg(long, env = "UCMS_REGISTRY_TOKEN", hide_env_values = true)]
+        token: String,
+        #[arg(long)]
+        undo: bool,
+    },
+    /// Search a registry.
+    Search {
+        query: String,
+        #[arg(long)]
+        registry: Option<String>,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -97,17 +178,92 @@ pub async fn run(
             }
             return Ok(());
         }
+        PluginCommand::Pack { dir, out } => return pack(&dir, out.as_deref()).await,
+        PluginCommand::Keygen { publisher, out } => {
+            ucms_manifest::PluginId::new(&publisher.replace('_', "-"))
+                .map_err(anyhow::Error::msg)?;
+            let key = SecretKey::generate(&publisher);
+            key.save(&out)?;
+            eprintln!(
+                "created key {} for publisher '{publisher}'\n  secret (keep it private): {}\n  public (share it): {}",
+                key.public().id(),
+                out.display(),
+                ucms_package::keys::public_path(&out).display()
+            );
+            return Ok(());
+        }
+        PluginCommand::Sign { package, key } => {
+            let key = SecretKey::load(&key)?;
+            let bytes = std::fs::read(&package)
+                .with_context(|| format!("cannot read {}", package.display()))?;
+            let contents =
+                ucms_package::archive::unpack(&bytes, &ucms_package::archive::Limits::default())?;
+            if contents.manifest.publisher != key.publisher() {
+                anyhow::bail!(
+                    "the package is published by '{}', but the key is for '{}'\n  hint: sign with the publisher's own key",
+                    contents.manifest.publisher,
+                    key.publisher()
+                );
+            }
+            let signature = PackageSignature::sign(&key, &bytes);
+            let sig_path = PathBuf::from(format!("{}.sig", package.display()));
+            std::fs::write(&sig_path, signature.to_json())?;
+            eprintln!(
+                "signed {} ({}) with key {} → {}",
+                package.display(),
+                signature.digest,
+                signature.key_id,
+                sig_path.display()
+            );
+            return Ok(());
+        }
+        PluginCommand::Publish {
+            package,
+            registry,
+            token,
+            public_key,
+        } => return publish(global, &package, &registry, &token, public_key.as_deref()).await,
+        PluginCommand::Yank {
+            target,
+            registry,
+            token,
+            undo,
+        } => {
+            let (id, version) = target
+                .split_once('@')
+                .context("name the version: ucms plugin yank ID@VERSION")?;
+            let client = ucms_registry::client::RegistryClient::new(
+                &registry,
+                &global.data_dir().registry_cache(),
+                ucms_package::trust::TrustStore::new(),
+            )?;
+            client.set_yanked(&token, id, version, !undo).await?;
+            eprintln!(
+                "{} {id} {version}",
+                if undo { "un-yanked" } else { "yanked" }
+            );
+            return Ok(());
+        }
         _ => {}
     }
 
     let site = Site::open(config, global.data_dir()).await?;
+    let result = manage(&site, command).await;
+    site.db.close().await;
+    result
+}
+
+async fn manage(site: &Site, command: PluginCommand) -> anyhow::Result<()> {
+    let actor = Some("cli");
     match command {
         PluginCommand::List { json } => {
             let plugins = site.plugins.list();
             if json {
                 print_json(&plugins)?;
             } else if plugins.is_empty() {
-                eprintln!("no plugins installed; install one with `ucms plugin install PATH`");
+                eprintln!(
+                    "no plugins installed; install one with `ucms plugin install NAME` or `ucms plugin install PATH`"
+                );
             } else {
                 for p in plugins {
                     println!(
@@ -120,48 +276,49 @@ pub async fn run(
                 }
             }
         }
-        PluginCommand::Install { path, yes } => {
-            let source = PluginSource::from_path(&path)?;
-            let m = &source.manifest;
-            eprintln!("{} {} by {} asks to:", m.id, m.version, m.publisher);
-            let capabilities = m.capabilities.describe();
-            if capabilities.is_empty() {
-                eprintln!("  (use no host capabilities)");
+        PluginCommand::Install {
+            targets,
+            registry,
+            yes,
+            allow_downgrade,
+        } => {
+            let paths: Vec<&String> = targets.iter().filter(|t| Path::new(t).exists()).collect();
+            if !paths.is_empty() && paths.len() != targets.len() {
+                anyhow::bail!("install either paths or names, not both at once");
             }
-            for line in capabilities {
-                eprintln!("  - {line}");
+            if paths.is_empty() {
+                let wants = targets
+                    .iter()
+                    .map(|t| reg::parse_want(t))
+                    .collect::<Result<Vec<_>, _>>()?;
+                install_from_registry(site, registry.as_deref(), wants, BTreeSet::new(), yes)
+                    .await?;
+            } else {
+                let trust = site.config.trust.store()?;
+                for path in paths {
+                    let source = PluginSource::from_path(
+                        Path::new(path),
+                        &trust,
+                        site.config.trust.allow_unsigned_local,
+                    )?;
+                    install_local(site, source, yes, allow_downgrade).await?;
+                }
             }
-            for route in &m.routes {
-                let access = match &route.access {
-                    ucms_manifest::Access::Public => "public".to_string(),
-                    ucms_manifest::Access::Permission(p) => {
-                        format!("needs {}", m.qualified_permission(p))
-                    }
-                };
-                eprintln!(
-                    "  - serve {} /api/{}{} ({access})",
-                    route.method, m.id, route.path
-                );
-            }
-            for sub in &m.subscriptions {
-                eprintln!("  - receive events on '{}'", sub.topic);
-            }
-            if !confirm("Install and grant these?", yes)? {
-                anyhow::bail!("not installed");
-            }
-            let info = site
-                .plugins
-                .install(
-                    source,
-                    InstallOptions {
-                        actor: Some("cli".into()),
-                    },
-                )
-                .await?;
-            eprintln!("installed {} {}", info.id, info.version);
         }
-        PluginCommand::Remove { id, purge } => {
-            site.plugins.remove(&id, purge, Some("cli")).await?;
+        PluginCommand::Upgrade { ids, registry, yes } => {
+            let upgrade: BTreeSet<String> = if ids.is_empty() {
+                site.plugins.installed_versions().into_keys().collect()
+            } else {
+                ids.into_iter().collect()
+            };
+            install_from_registry(site, registry.as_deref(), Vec::new(), upgrade, yes).await?;
+        }
+        PluginCommand::Rollback { id } => {
+            let info = site.plugins.rollback(&id, actor).await?;
+            eprintln!("rolled {id} back to {}", info.version);
+        }
+        PluginCommand::Remove { id, purge, .. } => {
+            site.plugins.remove(&id, purge, actor).await?;
             eprintln!(
                 "removed {id}{}",
                 if purge {
@@ -172,15 +329,260 @@ pub async fn run(
             );
         }
         PluginCommand::Enable { id } => {
-            site.plugins.set_enabled(&id, true, Some("cli")).await?;
+            site.plugins.set_enabled(&id, true, actor).await?;
             eprintln!("enabled {id}");
         }
         PluginCommand::Disable { id } => {
-            site.plugins.set_enabled(&id, false, Some("cli")).await?;
+            site.plugins.set_enabled(&id, false, actor).await?;
             eprintln!("disabled {id}");
         }
-        PluginCommand::New { .. } | PluginCommand::Build { .. } => unreachable!("handled above"),
+        PluginCommand::Search {
+            query,
+            registry,
+            json,
+        } => {
+            let client = reg::client(&site.plugins, registry.as_deref())?;
+            let found = client.search(&query).await?;
+            if json {
+                print_json(&found)?;
+            } else {
+                let hits = found["packages"].as_array().cloned().unwrap_or_default();
+                if hits.is_empty() {
+                    eprintln!("nothing matches '{query}'");
+                }
+                for hit in hits {
+                    let latest = &hit["latest"];
+                    println!(
+                        "{:<20} {:<10} {}",
+                        latest["id"].as_str().unwrap_or_default(),
+                        latest["version"].as_str().unwrap_or_default(),
+                        latest["description"].as_str().unwrap_or_default()
+                    );
+                }
+            }
+        }
+        _ => unreachable!("handled before opening the site"),
     }
-    site.db.close().await;
+    Ok(())
+}
+
+async fn install_local(
+    site: &Site,
+    source: PluginSource,
+    yes: bool,
+    allow_downgrade: bool,
+) -> anyhow::Result<()> {
+    let m = &source.manifest;
+    let installed = site.plugins.get(m.id.as_str());
+    match &installed {
+        Some(slot) => eprintln!(
+            "{} {} → {} by {} asks to:",
+            m.id, slot.manifest.version, m.version, m.publisher
+        ),
+        None => eprintln!("{} {} by {} asks to:", m.id, m.version, m.publisher),
+    }
+    let old: BTreeSet<String> = installed
+        .map(|s| s.manifest.capabilities.describe().into_iter().collect())
+        .unwrap_or_default();
+    let capabilities = m.capabilities.describe();
+    if capabilities.is_empty() {
+        eprintln!("  (use no host capabilities)");
+    }
+    for line in capabilities {
+        let mark = if !old.is_empty() && !old.contains(&line) {
+            "+ "
+        } else {
+            "- "
+        };
+        eprintln!("  {mark}{line}");
+    }
+    for route in &m.routes {
+        let access = match &route.access {
+            ucms_manifest::Access::Public => "public".to_string(),
+            ucms_manifest::Access::Permission(p) => format!("needs {}", m.qualified_permission(p)),
+        };
+        eprintln!(
+            "  - serve {} /api/{}{} ({access})",
+            route.method, m.id, route.path
+        );
+    }
+    for sub in &m.subscriptions {
+        eprintln!("  - receive events on '{}'", sub.topic);
+    }
+    if !confirm("Install and grant these?", yes)? {
+        anyhow::bail!("not installed");
+    }
+    let info = site
+        .plugins
+        .apply(
+            source,
+            ApplyOptions {
+                actor: Some("cli".into()),
+                allow_downgrade,
+            },
+        )
+        .await?;
+    eprintln!("installed {} {}", info.id, info.version);
+    Ok(())
+}
+
+fn print_plan(plan: &Plan) {
+    eprintln!("from {}:", plan.registry);
+    for c in &plan.changes {
+        match &c.from {
+            Some(from) => eprintln!(
+                "  {} {} {from} → {} (by {})",
+                c.action, c.id, c.to, c.publisher
+            ),
+            None => eprintln!(
+                "  {} {} {} (by {}): {}",
+                c.action, c.id, c.to, c.publisher, c.description
+            ),
+        }
+        if c.action == "install" {
+            for line in &c.capabilities {
+                eprintln!("      asks to {line}");
+            }
+        } else {
+            for line in &c.added_capabilities {
+                eprintln!("      + now asks to {line}");
+            }
+            for line in &c.removed_capabilities {
+                eprintln!("      - no longer asks to {line}");
+            }
+            if c.added_capabilities.is_empty() && c.removed_capabilities.is_empty() {
+                eprintln!("      (the same capabilities as before)");
+            }
+        }
+    }
+}
+
+async fn install_from_registry(
+    site: &Site,
+    registry: Option<&str>,
+    wants: Vec<(String, semver::VersionReq)>,
+    upgrade: BTreeSet<String>,
+    yes: bool,
+) -> anyhow::Result<()> {
+    let mut client = reg::client(&site.plugins, registry)?;
+    let plan = reg::plan(&site.plugins, &mut client, wants, upgrade).await?;
+    if plan.changes.is_empty() {
+        eprintln!("nothing to do: everything asked for is installed and up to date");
+        return Ok(());
+    }
+    print_plan(&plan);
+    if !confirm("Apply these changes and grant these capabilities?", yes)? {
+        anyhow::bail!("nothing was changed");
+    }
+    let mut progress = Bars::default();
+    let done = reg::apply(&site.plugins, &client, &plan, Some("cli"), &mut progress).await?;
+    for info in done {
+        eprintln!("installed {} {}", info.id, info.version);
+    }
+    Ok(())
+}
+
+/// Download bars for the terminal.
+#[derive(Default)]
+struct Bars {
+    bar: Option<(String, ProgressBar)>,
+}
+
+impl Progress for Bars {
+    fn downloading(&mut self, id: &str, done: u64, total: Option<u64>) {
+        let fresh = self.bar.as_ref().is_none_or(|(current, _)| current != id);
+        if fresh {
+            let bar = ProgressBar::new(total.unwrap_or(0));
+            bar.set_style(
+                ProgressStyle::with_template("  {msg:<20} {bar:30} {bytes}/{total_bytes}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar.set_message(format!("downloading {id}"));
+            self.bar = Some((id.to_string(), bar));
+        }
+        if let Some((_, bar)) = &self.bar {
+            if let Some(total) = total {
+                bar.set_length(total);
+            }
+            bar.set_position(done);
+        }
+    }
+
+    fn step(&mut self, id: &str, message: &str) {
+        if let Some((_, bar)) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        eprintln!("  {id}: {message}");
+    }
+}
+
+async fn pack(dir: &Path, out: Option<&Path>) -> anyhow::Result<()> {
+    let contents = ucms_package::archive::read_folder(dir)?;
+    let spinner = ProgressBar::new_spinner();
+    spinner.set_message("checking the component against the manifest");
+    spinner.enable_steady_tick(std::time::Duration::from_millis(100));
+    let checked = authoring::check_component(&contents.manifest, &contents.wasm).await;
+    spinner.finish_and_clear();
+    checked?;
+    for page in &contents.manifest.admin_pages {
+        let asset = page.entry.trim_start_matches("assets/");
+        if !contents.assets.contains_key(asset) {
+            anyhow::bail!(
+                "the admin page {} names {}, which is not in the folder",
+                page.path,
+                page.entry
+            );
+        }
+    }
+    let bytes = ucms_package::archive::pack(&contents);
+    let name =
+        ucms_package::archive::file_name(contents.manifest.id.as_str(), &contents.manifest.version);
+    let path = out
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| dir.join(&name));
+    let path = if path.is_dir() {
+        path.join(&name)
+    } else {
+        path
+    };
+    std::fs::write(&path, &bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    eprintln!(
+        "packed {} ({} KiB, {})\n  next: ucms plugin sign {} --key KEY",
+        path.display(),
+        bytes.len().div_ceil(1024),
+        ucms_package::signature::digest(&bytes),
+        path.display()
+    );
+    Ok(())
+}
+
+async fn publish(
+    global: &GlobalArgs,
+    package: &Path,
+    registry: &str,
+    token: &str,
+    public_key: Option<&Path>,
+) -> anyhow::Result<()> {
+    let bytes =
+        std::fs::read(package).with_context(|| format!("cannot read {}", package.display()))?;
+    let sig_path = PathBuf::from(format!("{}.sig", package.display()));
+    let signature = PackageSignature::from_json(
+        &std::fs::read_to_string(&sig_path)
+            .with_context(|| format!("cannot read the signature {}\n  hint: sign it first: ucms plugin sign {} --key KEY", sig_path.display(), package.display()))?,
+    )
+    .with_context(|| format!("{} is not a signature file", sig_path.display()))?;
+    let public = public_key.map(PublicKeyFile::load).transpose()?;
+    let client = ucms_registry::client::RegistryClient::new(
+        registry,
+        &global.data_dir().registry_cache(),
+        ucms_package::trust::TrustStore::new(),
+    )?;
+    let entry = client
+        .publish(token, bytes, &signature, public.as_ref())
+        .await?;
+    eprintln!(
+        "published {} {} to {registry} ({})",
+        entry.id, entry.version, entry.digest
+    );
     Ok(())
 }

@@ -44,6 +44,22 @@ pub enum PluginError {
     Tampered { id: String, reason: String },
     #[error("{0:#}")]
     Storage(anyhow::Error),
+    #[error("another {} of '{id}' is in progress (by {owner}); wait for it to finish", operation.as_str())]
+    InProgress {
+        id: String,
+        operation: super::journal::Operation,
+        owner: String,
+    },
+    #[error("{0}")]
+    Trust(#[from] ucms_package::trust::TrustError),
+    #[error("{0}")]
+    Registry(#[from] ucms_registry::client::ClientError),
+    #[error("{0}")]
+    Resolve(#[from] ucms_resolver::ResolveError),
+    #[error("the package is not valid: {0}")]
+    Package(String),
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl PluginError {
@@ -75,6 +91,17 @@ impl PluginError {
             Self::HookFailed { .. } => "hook_failed",
             Self::Tampered { .. } => "plugin_files_changed",
             Self::Storage(_) => "storage_error",
+            Self::InProgress { .. } => "operation_in_progress",
+            Self::Trust(_) => "package_untrusted",
+            Self::Registry(e) => match e.code() {
+                "digest_mismatch" => "digest_mismatch",
+                "metadata_rollback" => "metadata_rollback",
+                "metadata_expired" => "metadata_expired",
+                _ => "registry_error",
+            },
+            Self::Resolve(_) => "resolution_failed",
+            Self::Package(_) => "invalid_package",
+            Self::Refused(_) => "refused",
         }
     }
 }

@@ -1,19 +1,25 @@
-//! Installed plugins: validating, installing, loading, enabling, disabling and removing them.
+//! Installed plugins: validating, installing, upgrading, rolling back, loading, enabling,
+//! disabling and removing them.
 //!
 //! [`PluginManager`] keeps an immutable snapshot of every installed plugin ([`Slot`]) behind an
-//! `ArcSwap`: requests read it without locks, and changes build a new snapshot. The life of an
-//! install: read the source → parse the manifest → compile (cached) → inspect the imports against
-//! the grants → resolve limits and settings → link only the granted capabilities → write the files
-//! to the data directory → run the plugin's `install` hook in the sandbox → record it in the
-//! database. A failure at any step leaves nothing behind.
+//! `ArcSwap`: requests read it without locks, and changes build a new snapshot, so in-flight
+//! requests finish on the version they started on. Every change is a journaled operation
+//! ([`journal`], [`lifecycle`]): stage the files → compile (cached) → inspect the imports against
+//! the grants → resolve limits and settings → link only the granted capabilities → run the
+//! plugin's `install` or `upgrade` hook in the sandbox → switch in one database transaction. A
+//! failure, or a crash, at any step leaves the previous version serving. Other processes sharing
+//! the database (a CLI install next to a running server, other nodes) are picked up by
+//! [`PluginManager::sync`].
 
 mod error;
 pub mod inspect;
+pub mod journal;
+mod lifecycle;
 mod loaded;
+pub mod registry;
 mod source;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -24,13 +30,14 @@ use ucms_manifest::Manifest;
 use wasmtime::component::Linker;
 
 pub use error::PluginError;
+pub use lifecycle::ApplyOptions;
 pub use loaded::{HttpCall, Lifecycle, LoadedPlugin, PluginResponse, RouteMatch, RouteMiss};
-pub use source::{COMPONENT_FILE, PluginSource};
+pub use source::{COMPONENT_FILE, Origin, PluginSource};
 
 use crate::capabilities::events::{DeliveryOutcome, EventDelivery, Subscribers};
 use crate::capabilities::{self, PluginCapabilities};
 use crate::config::{Config, DataDir};
-use crate::db::{Db, now_ms, on_db, rfc3339};
+use crate::db::{Db, on_db, rfc3339};
 use crate::runtime::PluginContext;
 use crate::runtime::Runtime;
 use crate::runtime::limits::Limits;
@@ -63,6 +70,12 @@ pub struct Slot {
     pub state: PluginState,
     pub wasm_sha256: String,
     pub installed_at: i64,
+    /// When its database row last changed (to notice changes made by other processes).
+    pub updated_at: i64,
+    /// `registry+URL` or `local+PATH`.
+    pub source: String,
+    /// The version a rollback returns to.
+    pub previous_version: Option<String>,
     /// Present unless loading failed.
     pub loaded: Option<Arc<LoadedPlugin>>,
 }
@@ -83,6 +96,8 @@ pub struct PluginInfo {
     pub limits: Option<Limits>,
     pub wasm_sha256: String,
     pub installed_at: String,
+    pub source: String,
+    pub previous_version: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -129,6 +144,8 @@ impl Slot {
             limits: self.loaded.as_ref().map(|l| l.ctx().limits),
             wasm_sha256: self.wasm_sha256.clone(),
             installed_at: rfc3339(self.installed_at),
+            source: self.source.clone(),
+            previous_version: self.previous_version.clone(),
         }
     }
 
@@ -141,14 +158,30 @@ impl Slot {
     }
 }
 
-/// Options of an install.
-#[derive(Debug, Clone, Default)]
-pub struct InstallOptions {
-    /// Who asked, for the audit log.
-    pub actor: Option<String>,
+/// A plugin row as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct PluginRow {
+    pub id: String,
+    pub version: String,
+    pub enabled: bool,
+    pub manifest: String,
+    pub wasm_sha256: String,
+    pub installed_at: i64,
+    pub updated_at: i64,
+    pub source: String,
+    pub package_digest: Option<String>,
+    pub previous_version: Option<String>,
+    pub previous_manifest: Option<String>,
+    pub previous_sha256: Option<String>,
+    pub previous_source: Option<String>,
 }
 
-type PluginRow = (String, String, bool, String, String, i64);
+macro_rules! plugin_columns {
+    () => {
+        "id, version, enabled, manifest, wasm_sha256, installed_at, updated_at, source, package_digest, \
+         previous_version, previous_manifest, previous_sha256, previous_source"
+    };
+}
 
 /// The installed plugins of a site.
 pub struct PluginManager {
@@ -158,7 +191,7 @@ pub struct PluginManager {
     data: DataDir,
     db: Db,
     slots: ArcSwap<BTreeMap<String, Arc<Slot>>>,
-    /// Serializes changes (install, remove, enable, disable); reads never wait for it.
+    /// Serializes changes in this process; reads never wait for it.
     changes: tokio::sync::Mutex<()>,
 }
 
@@ -198,58 +231,149 @@ impl PluginManager {
         self.slots.load().values().map(|s| s.info()).collect()
     }
 
-    /// Loads every installed plugin from the database and the data directory. A plugin that
-    /// can't load is kept as `failed` with the reason; the others run.
+    /// Installed versions by id, for resolution.
+    pub fn installed_versions(&self) -> BTreeMap<String, semver::Version> {
+        self.slots
+            .load()
+            .iter()
+            .map(|(id, slot)| (id.clone(), slot.manifest.version.clone()))
+            .collect()
+    }
+
+    pub fn data(&self) -> &DataDir {
+        &self.data
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub(crate) async fn rows(&self) -> Result<Vec<PluginRow>, PluginError> {
+        on_db!(&self.db, read, |pool| {
+            sqlx::query_as::<_, PluginRow>(concat!(
+                "SELECT ",
+                plugin_columns!(),
+                " FROM plugins ORDER BY id"
+            ))
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(|e| PluginError::Storage(e.into()))
+    }
+
+    pub(crate) async fn row(&self, id: &str) -> Result<Option<PluginRow>, PluginError> {
+        on_db!(&self.db, read, |pool| {
+            sqlx::query_as::<_, PluginRow>(concat!(
+                "SELECT ",
+                plugin_columns!(),
+                " FROM plugins WHERE id = $1"
+            ))
+            .bind(id)
+            .fetch_optional(pool)
+            .await
+        })
+        .map_err(|e| PluginError::Storage(e.into()))
+    }
+
+    /// Finishes or undoes interrupted operations, then loads every installed plugin. A plugin
+    /// that can't load is kept as `failed` with the reason; the others run.
     pub async fn load_all(&self) -> anyhow::Result<()> {
         let _guard = self.changes.lock().await;
-        let rows: Vec<PluginRow> = on_db!(&self.db, read, |pool| {
-            sqlx::query_as("SELECT id, version, enabled, manifest, wasm_sha256, installed_at FROM plugins ORDER BY id")
-                .fetch_all(pool)
-                .await
-        })
-        .context("cannot read the installed plugins")?;
+        journal::recover(&self.db, &self.data).await?;
+        let rows = self
+            .rows()
+            .await
+            .context("cannot read the installed plugins")?;
         let mut slots = BTreeMap::new();
-        for (id, version, enabled, manifest_text, digest, installed_at) in rows {
-            let slot = match self
-                .load_installed(&id, &version, &manifest_text, &digest)
-                .await
-            {
-                Ok((manifest, loaded)) => Slot {
-                    manifest,
-                    state: if enabled {
-                        PluginState::Enabled
-                    } else {
-                        PluginState::Disabled
-                    },
-                    wasm_sha256: digest,
-                    installed_at,
-                    loaded: Some(Arc::new(loaded)),
-                },
-                Err(e) => {
-                    tracing::error!(plugin = %id, error = %e, "plugin can't be loaded; it stays installed but won't run");
-                    let manifest = match Manifest::parse(&manifest_text) {
-                        Ok(m) => m,
-                        Err(parse) => {
-                            tracing::error!(plugin = %id, error = %parse, "stored manifest is invalid; skipping");
-                            continue;
-                        }
-                    };
-                    Slot {
-                        manifest,
-                        state: PluginState::Failed(e.to_string()),
-                        wasm_sha256: digest,
-                        installed_at,
-                        loaded: None,
-                    }
-                }
-            };
-            self.services
-                .metrics
-                .plugin_state(&id, &version, slot.state.label());
-            slots.insert(id, Arc::new(slot));
+        for row in rows {
+            if let Some(slot) = self.load_row(&row).await {
+                slots.insert(row.id.clone(), Arc::new(slot));
+            }
         }
         self.publish(slots);
+        self.write_lockfile().await;
         Ok(())
+    }
+
+    /// Loads one stored plugin; `None` only when its stored manifest is unreadable.
+    async fn load_row(&self, row: &PluginRow) -> Option<Slot> {
+        let (manifest, state, loaded) = match self
+            .load_installed(&row.id, &row.version, &row.manifest, &row.wasm_sha256)
+            .await
+        {
+            Ok((manifest, loaded)) => {
+                let state = if row.enabled {
+                    PluginState::Enabled
+                } else {
+                    PluginState::Disabled
+                };
+                (manifest, state, Some(Arc::new(loaded)))
+            }
+            Err(e) => {
+                tracing::error!(plugin = %row.id, error = %e, "plugin can't be loaded; it stays installed but won't run");
+                match Manifest::parse(&row.manifest) {
+                    Ok(m) => (m, PluginState::Failed(e.to_string()), None),
+                    Err(parse) => {
+                        tracing::error!(plugin = %row.id, error = %parse, "stored manifest is invalid; skipping");
+                        return None;
+                    }
+                }
+            }
+        };
+        self.services
+            .metrics
+            .plugin_state(&row.id, &row.version, state.label());
+        Some(Slot {
+            manifest,
+            state,
+            wasm_sha256: row.wasm_sha256.clone(),
+            installed_at: row.installed_at,
+            updated_at: row.updated_at,
+            source: row.source.clone(),
+            previous_version: row.previous_version.clone(),
+            loaded,
+        })
+    }
+
+    /// Picks up changes other processes made to the installed plugins (a CLI install next to a
+    /// running server, another node): reloads what changed, drops what was removed. Skips a round
+    /// while this process is changing plugins itself.
+    pub async fn sync(&self) -> Result<usize, PluginError> {
+        let Ok(_guard) = self.changes.try_lock() else {
+            return Ok(0);
+        };
+        let rows = self.rows().await?;
+        let current = self.slots.load_full();
+        let mut next = BTreeMap::new();
+        let mut changed = 0;
+        for row in &rows {
+            match current.get(&row.id) {
+                Some(slot)
+                    if slot.updated_at == row.updated_at
+                        && slot.manifest.version.to_string() == row.version =>
+                {
+                    next.insert(row.id.clone(), slot.clone());
+                }
+                _ => {
+                    changed += 1;
+                    tracing::info!(plugin = %row.id, version = %row.version, "plugin changed by another process; reloading");
+                    if let Some(slot) = self.load_row(row).await {
+                        next.insert(row.id.clone(), Arc::new(slot));
+                    }
+                }
+            }
+        }
+        for id in current.keys() {
+            if !rows.iter().any(|r| &r.id == id) {
+                changed += 1;
+                tracing::info!(plugin = %id, "plugin removed by another process");
+                self.services.metrics.forget_plugin(id);
+            }
+        }
+        if changed > 0 {
+            self.publish(next);
+        }
+        Ok(changed)
     }
 
     async fn load_installed(
@@ -259,6 +383,20 @@ impl PluginManager {
         manifest_text: &str,
         digest: &str,
     ) -> Result<(Manifest, LoadedPlugin), PluginError> {
+        let source = self.read_installed(id, version, manifest_text, digest)?;
+        let manifest = source.manifest.clone();
+        let loaded = self.prepare(&source).await?;
+        Ok((manifest, loaded))
+    }
+
+    /// The installed files of a version, checked against the digest on record.
+    fn read_installed(
+        &self,
+        id: &str,
+        version: &str,
+        manifest_text: &str,
+        digest: &str,
+    ) -> Result<PluginSource, PluginError> {
         let dir = self.data.plugin_dir(id, version);
         let wasm = std::fs::read(dir.join(COMPONENT_FILE)).map_err(|e| PluginError::Tampered {
             id: id.to_string(),
@@ -271,10 +409,7 @@ impl PluginManager {
                 reason: format!("plugin.wasm has SHA-256 {actual}, installed as {digest}"),
             });
         }
-        let source = PluginSource::new(manifest_text.to_string(), wasm, dir.display().to_string())?;
-        let manifest = source.manifest.clone();
-        let loaded = self.prepare(&source).await?;
-        Ok((manifest, loaded))
+        PluginSource::new(manifest_text.to_string(), wasm, dir.display().to_string())
     }
 
     /// Validates a plugin and prepares it to run, without installing anything.
@@ -329,221 +464,6 @@ impl PluginManager {
             .map_err(PluginError::Link)
     }
 
-    /// Installs a plugin from `source`, running its `install` hook.
-    pub async fn install(
-        &self,
-        source: PluginSource,
-        options: InstallOptions,
-    ) -> Result<PluginInfo, PluginError> {
-        let _guard = self.changes.lock().await;
-        let id = source.manifest.id.to_string();
-        let version = source.manifest.version.to_string();
-        if let Some(existing) = self.get(&id) {
-            return Err(PluginError::AlreadyInstalled {
-                id,
-                version: existing.manifest.version.to_string(),
-            });
-        }
-        let loaded = Arc::new(self.prepare(&source).await?);
-        let dir = self.data.plugin_dir(&id, &version);
-        write_plugin_files(&dir, &source).map_err(PluginError::Storage)?;
-        let outcome = loaded.lifecycle(Lifecycle::Install).await;
-        let hook_error = match outcome {
-            Ok(Ok(())) => None,
-            Ok(Err(message)) => Some(PluginError::HookRefused {
-                hook: "install",
-                message,
-            }),
-            Err(source) => Some(PluginError::HookFailed {
-                hook: "install",
-                source,
-            }),
-        };
-        if let Some(error) = hook_error {
-            let _ = std::fs::remove_dir_all(&dir);
-            return Err(error);
-        }
-        let digest = crate::digest::sha256_hex(&source.wasm);
-        let now = now_ms();
-        let stored = on_db!(&self.db, write, |pool| {
-            sqlx::query(
-                "INSERT INTO plugins (id, version, enabled, manifest, wasm_sha256, installed_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)",
-            )
-            .bind(&id)
-            .bind(&version)
-            .bind(true)
-            .bind(&source.manifest_text)
-            .bind(&digest)
-            .bind(now)
-            .execute(pool)
-            .await
-                .map(|r| r.rows_affected())
-        });
-        if let Err(e) = stored {
-            let _ = std::fs::remove_dir_all(&dir);
-            return Err(PluginError::Storage(
-                anyhow::Error::from(e).context("cannot record the install"),
-            ));
-        }
-        self.services
-            .identity
-            .audit(
-                options.actor.as_deref(),
-                "plugin.install",
-                Some(&format!("plugin:{id}")),
-                serde_json::json!({
-                    "version": version,
-                    "sha256": digest,
-                    "origin": source.origin,
-                    "capabilities": source.manifest.capabilities.describe(),
-                }),
-            )
-            .await;
-        let slot = Arc::new(Slot {
-            manifest: source.manifest,
-            state: PluginState::Enabled,
-            wasm_sha256: digest,
-            installed_at: now,
-            loaded: Some(loaded),
-        });
-        let info = slot.info();
-        self.services.metrics.plugin_state(&id, &version, "enabled");
-        let mut slots = (**self.slots.load()).clone();
-        slots.insert(id, slot);
-        self.publish(slots);
-        Ok(info)
-    }
-
-    /// Removes a plugin after its `uninstall` hook; `purge` also deletes its stored data.
-    pub async fn remove(
-        &self,
-        id: &str,
-        purge: bool,
-        actor: Option<&str>,
-    ) -> Result<(), PluginError> {
-        let _guard = self.changes.lock().await;
-        let slot = self
-            .get(id)
-            .ok_or_else(|| PluginError::NotInstalled(id.to_string()))?;
-        if let Some(loaded) = &slot.loaded {
-            match loaded.lifecycle(Lifecycle::Uninstall).await {
-                Ok(Ok(())) => {}
-                Ok(Err(message)) => {
-                    return Err(PluginError::HookRefused {
-                        hook: "uninstall",
-                        message,
-                    });
-                }
-                Err(source) => {
-                    return Err(PluginError::HookFailed {
-                        hook: "uninstall",
-                        source,
-                    });
-                }
-            }
-        }
-        on_db!(&self.db, write, |pool| {
-            async {
-                let mut tx = pool.begin().await?;
-                sqlx::query("DELETE FROM plugins WHERE id = $1")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query("DELETE FROM deliveries WHERE subscriber = $1")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                if purge {
-                    sqlx::query("DELETE FROM kv WHERE plugin = $1")
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await
-            }
-            .await
-        })
-        .map_err(|e| PluginError::Storage(e.into()))?;
-        let dir = self.data.root().join("plugins").join(id);
-        if let Err(e) = std::fs::remove_dir_all(&dir)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::warn!(plugin = id, error = %e, "cannot delete the plugin's files");
-        }
-        self.services
-            .identity
-            .audit(
-                actor,
-                "plugin.remove",
-                Some(&format!("plugin:{id}")),
-                serde_json::json!({ "purge": purge }),
-            )
-            .await;
-        self.services.metrics.forget_plugin(id);
-        let mut slots = (**self.slots.load()).clone();
-        slots.remove(id);
-        self.publish(slots);
-        Ok(())
-    }
-
-    /// Enables or disables a plugin; a disabled plugin keeps its data but serves nothing.
-    pub async fn set_enabled(
-        &self,
-        id: &str,
-        enabled: bool,
-        actor: Option<&str>,
-    ) -> Result<PluginInfo, PluginError> {
-        let _guard = self.changes.lock().await;
-        let slot = self
-            .get(id)
-            .ok_or_else(|| PluginError::NotInstalled(id.to_string()))?;
-        on_db!(&self.db, write, |pool| {
-            sqlx::query("UPDATE plugins SET enabled = $1, updated_at = $2 WHERE id = $3")
-                .bind(enabled)
-                .bind(now_ms())
-                .bind(id)
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
-        })
-        .map_err(|e| PluginError::Storage(e.into()))?;
-        let state = match (&slot.state, enabled) {
-            (PluginState::Failed(reason), _) => PluginState::Failed(reason.clone()),
-            (_, true) => PluginState::Enabled,
-            (_, false) => PluginState::Disabled,
-        };
-        self.services
-            .identity
-            .audit(
-                actor,
-                if enabled {
-                    "plugin.enable"
-                } else {
-                    "plugin.disable"
-                },
-                Some(&format!("plugin:{id}")),
-                serde_json::Value::Null,
-            )
-            .await;
-        let updated = Arc::new(Slot {
-            manifest: slot.manifest.clone(),
-            state,
-            wasm_sha256: slot.wasm_sha256.clone(),
-            installed_at: slot.installed_at,
-            loaded: slot.loaded.clone(),
-        });
-        let info = updated.info();
-        self.services.metrics.plugin_state(
-            id,
-            &slot.manifest.version.to_string(),
-            updated.state.label(),
-        );
-        let mut slots = (**self.slots.load()).clone();
-        slots.insert(id.to_string(), updated);
-        self.publish(slots);
-        Ok(info)
-    }
-
     /// Installs the new snapshot and the event subscriptions of its enabled plugins.
     fn publish(&self, slots: BTreeMap<String, Arc<Slot>>) {
         let subscriptions = slots
@@ -563,26 +483,20 @@ impl PluginManager {
         self.services.events.subscriptions.replace(subscriptions);
         self.slots.store(Arc::new(slots));
     }
-}
 
-fn write_plugin_files(dir: &Path, source: &PluginSource) -> anyhow::Result<()> {
-    // Write into a staging folder and rename, so a crash never leaves a half-written plugin.
-    let parent = dir.parent().context("plugin folder has no parent")?;
-    std::fs::create_dir_all(parent)
-        .with_context(|| format!("cannot create {}", parent.display()))?;
-    let staging = parent.join(format!(".staging-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&staging)?;
-    std::fs::write(
-        staging.join(ucms_manifest::MANIFEST_FILE),
-        &source.manifest_text,
-    )?;
-    std::fs::write(staging.join(COMPONENT_FILE), &source.wasm)?;
-    if dir.exists() {
-        std::fs::remove_dir_all(dir)?;
+    /// Replaces one slot in the snapshot.
+    fn replace_slot(&self, id: &str, slot: Option<Arc<Slot>>) {
+        let mut slots = (**self.slots.load()).clone();
+        match slot {
+            Some(slot) => {
+                slots.insert(id.to_string(), slot);
+            }
+            None => {
+                slots.remove(id);
+            }
+        }
+        self.publish(slots);
     }
-    std::fs::rename(&staging, dir)
-        .with_context(|| format!("cannot move the plugin into {}", dir.display()))?;
-    Ok(())
 }
 
 #[async_trait]

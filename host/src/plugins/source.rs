@@ -1,9 +1,13 @@
-//! Where a plugin comes from before it is installed: a folder (or a manifest file) with
-//! `ucms-plugin.toml` and `plugin.wasm`.
+//! Where a plugin comes from before it is installed: a folder (`ucms-plugin.toml` +
+//! `plugin.wasm`), a `.ucpkg` package file, or a package downloaded from a registry.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use ucms_manifest::{MANIFEST_FILE, Manifest};
+use ucms_package::archive::{self, Contents, Limits};
+use ucms_package::signature::PackageSignature;
+use ucms_package::trust::TrustStore;
 
 use super::PluginError;
 
@@ -13,6 +17,32 @@ pub const COMPONENT_FILE: &str = "plugin.wasm";
 /// Largest component accepted.
 pub const MAX_COMPONENT_BYTES: u64 = 64 * 1024 * 1024;
 
+/// Where an installed plugin came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A folder or package file on this machine.
+    Local(String),
+    /// A registry, with the digest of the package downloaded from it.
+    Registry { url: String, digest: String },
+}
+
+impl Origin {
+    /// `local+PATH` or `registry+URL`, as stored and written to `ucms.lock`.
+    pub fn to_source(&self) -> String {
+        match self {
+            Self::Local(path) => format!("local+{path}"),
+            Self::Registry { url, .. } => format!("registry+{url}"),
+        }
+    }
+
+    pub fn package_digest(&self) -> Option<&str> {
+        match self {
+            Self::Registry { digest, .. } => Some(digest),
+            Self::Local(_) => None,
+        }
+    }
+}
+
 /// A plugin ready to be validated and installed.
 #[derive(Debug, Clone)]
 pub struct PluginSource {
@@ -20,8 +50,9 @@ pub struct PluginSource {
     pub manifest_text: String,
     pub manifest: Manifest,
     pub wasm: Vec<u8>,
-    /// Where it came from, for messages and the audit log.
-    pub origin: String,
+    /// Files under `assets/` (admin pages, static files), by path below it.
+    pub assets: BTreeMap<String, Vec<u8>>,
+    pub origin: Origin,
 }
 
 impl PluginSource {
@@ -36,12 +67,33 @@ impl PluginSource {
             manifest_text,
             manifest,
             wasm,
-            origin: origin.into(),
+            assets: BTreeMap::new(),
+            origin: Origin::Local(origin.into()),
         })
     }
 
-    /// Reads a plugin folder, or a manifest file with `plugin.wasm` beside it.
-    pub fn from_path(path: &Path) -> Result<Self, PluginError> {
+    /// From unpacked package contents.
+    pub fn from_contents(contents: Contents, origin: Origin) -> Self {
+        Self {
+            manifest_text: contents.manifest_text,
+            manifest: contents.manifest,
+            wasm: contents.wasm,
+            assets: contents.assets,
+            origin,
+        }
+    }
+
+    /// Reads a plugin folder, a manifest file with `plugin.wasm` beside it, or a `.ucpkg`
+    /// package file. A package's signature (`FILE.ucpkg.sig` beside it) is checked against
+    /// `trust` when present; an unsigned one is accepted only when `allow_unsigned`.
+    pub fn from_path(
+        path: &Path,
+        trust: &TrustStore,
+        allow_unsigned: bool,
+    ) -> Result<Self, PluginError> {
+        if path.is_file() && path.extension().is_some_and(|e| e == "ucpkg") {
+            return Self::from_package_file(path, trust, allow_unsigned);
+        }
         let (dir, manifest_path) = if path.is_dir() {
             (path.to_path_buf(), path.join(MANIFEST_FILE))
         } else {
@@ -55,10 +107,16 @@ impl PluginSource {
             reason,
             hint: hint.to_string(),
         };
+        if !allow_unsigned {
+            return Err(source_err(
+                "installing unsigned plugins from folders is disabled on this site ([trust] allow-unsigned-local = false)".into(),
+                "install a signed .ucpkg package, or install from a registry",
+            ));
+        }
         let manifest_text = std::fs::read_to_string(&manifest_path).map_err(|e| {
             source_err(
                 format!("{}: {e}", manifest_path.display()),
-                "point at a folder holding ucms-plugin.toml and plugin.wasm (`ucms plugin build` makes one)",
+                "point at a folder holding ucms-plugin.toml and plugin.wasm (`ucms plugin build` makes one), or at a .ucpkg file",
             )
         })?;
         let wasm_path: PathBuf = dir.join(COMPONENT_FILE);
@@ -90,7 +148,59 @@ impl PluginSource {
             manifest_text,
             manifest,
             wasm,
-            origin: path.display().to_string(),
+            assets: BTreeMap::new(),
+            origin: Origin::Local(path.display().to_string()),
         })
+    }
+
+    fn from_package_file(
+        path: &Path,
+        trust: &TrustStore,
+        allow_unsigned: bool,
+    ) -> Result<Self, PluginError> {
+        let source_err = |reason: String, hint: &str| PluginError::Source {
+            path: path.display().to_string(),
+            reason,
+            hint: hint.to_string(),
+        };
+        let bytes = std::fs::read(path).map_err(|e| source_err(e.to_string(), "check the path"))?;
+        let contents = archive::unpack(&bytes, &Limits::default()).map_err(|e| {
+            source_err(
+                e.to_string(),
+                "the package is damaged or hostile; get it again from its publisher",
+            )
+        })?;
+        let sig_path = PathBuf::from(format!("{}.sig", path.display()));
+        match std::fs::read_to_string(&sig_path) {
+            Ok(text) => {
+                let signature = PackageSignature::from_json(&text).map_err(|e| {
+                    source_err(
+                        format!("{}: {e}", sig_path.display()),
+                        "the signature file is not valid",
+                    )
+                })?;
+                trust.verify_package(
+                    &bytes,
+                    Some(&signature),
+                    &contents.manifest.publisher,
+                    ucms_package::unix_now(),
+                )?;
+            }
+            Err(_) if allow_unsigned => {
+                tracing::warn!(package = %path.display(), "installing an unsigned package (allowed by [trust] allow-unsigned-local)");
+            }
+            Err(_) => {
+                trust.verify_package(
+                    &bytes,
+                    None,
+                    &contents.manifest.publisher,
+                    ucms_package::unix_now(),
+                )?;
+            }
+        }
+        Ok(Self::from_contents(
+            contents,
+            Origin::Local(path.display().to_string()),
+        ))
     }
 }

@@ -15,7 +15,7 @@ use ucms::Site;
 use ucms::config::{Config, DataDir};
 use ucms::db::Db;
 use ucms::identity::TokenKind;
-use ucms::plugins::{InstallOptions, PluginError, PluginInfo, PluginSource};
+use ucms::plugins::{ApplyOptions, PluginError, PluginInfo, PluginSource};
 use ucms_test_components::Guest;
 
 /// Which database a test site uses.
@@ -172,7 +172,7 @@ impl TestSite {
         let source = PluginSource::new(manifest.to_string(), guest.wasm_bytes(), guest.dir)?;
         self.site
             .plugins
-            .install(source, InstallOptions::default())
+            .apply(source, ApplyOptions::default())
             .await
     }
 

@@ -119,17 +119,22 @@ pub enum ResolveError {
     UnknownPlugin(String),
     #[error("{0}")]
     Conflict(String),
-    #[error(
-        "{plugin} {version} requires the interface {interface} {req}, but no plugin that would be installed provides it{}",
-        if providers.is_empty() { String::new() } else { format!("\n  hint: install one that does: {}", providers.join(", ")) }
-    )]
-    MissingInterface {
-        plugin: String,
-        version: Version,
-        interface: String,
-        req: String,
-        providers: Vec<String>,
-    },
+    #[error("{0}")]
+    MissingInterface(Box<MissingInterface>),
+}
+
+/// A plugin requires an interface no chosen plugin provides.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{plugin} {version} requires the interface {interface} {req}, but no plugin that would be installed provides it{}",
+    if providers.is_empty() { String::new() } else { format!("\n  hint: install one that does: {}", providers.join(", ")) }
+)]
+pub struct MissingInterface {
+    pub plugin: String,
+    pub version: Version,
+    pub interface: String,
+    pub req: String,
+    pub providers: Vec<String>,
 }
 
 struct Provider<'a, I: Index> {
@@ -340,13 +345,13 @@ fn check_interfaces<I: Index>(
                     .is_some_and(|v| req.matches(&v))
             });
             if !provided {
-                return Err(ResolveError::MissingInterface {
+                return Err(ResolveError::MissingInterface(Box::new(MissingInterface {
                     plugin: entry.id.clone(),
                     version: entry.version.clone(),
                     interface: interface.clone(),
                     req: req_text.clone(),
                     providers: providers_of(index, interface, &req),
-                });
+                })));
             }
         }
     }
