@@ -153,7 +153,7 @@ pub struct LogConfig {
 impl Default for LogConfig {
     fn default() -> Self {
         Self {
-            level: "info".into(),
+            level: "info,pubgrub=warn,sqlx=warn".into(),
             format: "text".into(),
         }
     }
@@ -292,7 +292,16 @@ impl Config {
 }
 
 /// Variables the CLI reads itself, not configuration keys.
-const CLI_VARIABLES: &[&str] = &["UCMS_DATA", "UCMS_CONFIG", "UCMS_LOG"];
+const CLI_VARIABLES: &[&str] = &[
+    "UCMS_DATA",
+    "UCMS_CONFIG",
+    "UCMS_LOG",
+    "UCMS_REGISTRY_TOKEN",
+    "UCMS_REGISTRY_DATA",
+    "UCMS_REGISTRY_DATABASE",
+    // The install journal's crash test hook.
+    "UCMS_CRASH_AT",
+];
 
 fn apply_env(
     table: &mut toml::Table,

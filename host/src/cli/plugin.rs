@@ -180,8 +180,16 @@ pub async fn run(
         }
         PluginCommand::Pack { dir, out } => return pack(&dir, out.as_deref()).await,
         PluginCommand::Keygen { publisher, out } => {
-            ucms_manifest::PluginId::new(&publisher.replace('_', "-"))
-                .map_err(anyhow::Error::msg)?;
+            let valid = !publisher.is_empty()
+                && publisher.len() <= 64
+                && publisher
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+            if !valid {
+                anyhow::bail!(
+                    "'{publisher}' is not a publisher name: use up to 64 lower-case letters, digits, '-' and '_'"
+                );
+            }
             let key = SecretKey::generate(&publisher);
             key.save(&out)?;
             eprintln!(

@@ -6,7 +6,7 @@ use crate::runtime::limits::CeilingExceeded;
 /// Why a plugin can't be installed, loaded or changed. Every variant says what to do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
-    #[error("{0}")]
+    #[error(transparent)]
     Manifest(#[from] ManifestError),
     #[error("cannot read the plugin at {path}: {reason}\n  hint: {hint}")]
     Source {
@@ -16,9 +16,9 @@ pub enum PluginError {
     },
     #[error("the plugin's component does not compile: {0:#}")]
     Compile(anyhow::Error),
-    #[error("{0}")]
+    #[error(transparent)]
     Component(#[from] ucms_package::component::ComponentError),
-    #[error("{0}")]
+    #[error(transparent)]
     Limits(#[from] CeilingExceeded),
     #[error("{0:#}")]
     Settings(anyhow::Error),
@@ -50,11 +50,11 @@ pub enum PluginError {
         operation: super::journal::Operation,
         owner: String,
     },
-    #[error("{0}")]
+    #[error(transparent)]
     Trust(#[from] ucms_package::trust::TrustError),
-    #[error("{0}")]
+    #[error(transparent)]
     Registry(#[from] ucms_registry::client::ClientError),
-    #[error("{0}")]
+    #[error(transparent)]
     Resolve(#[from] ucms_resolver::ResolveError),
     #[error("the package is not valid: {0}")]
     Package(String),

@@ -137,9 +137,13 @@ fn owner_host() -> String {
 fn crash_point(step: Step) {
     if std::env::var("UCMS_CRASH_AT").is_ok_and(|at| at == step.as_str()) {
         eprintln!("UCMS_CRASH_AT={}: killing this process", step.as_str());
-        let _ = std::process::Command::new("kill")
+        let killed = std::process::Command::new("kill")
             .args(["-KILL", &std::process::id().to_string()])
             .status();
+        if killed.is_err() {
+            // No kill(1) here: abort is the nearest thing (no destructors run either).
+            std::process::abort();
+        }
         // The signal arrives asynchronously; never go on.
         loop {
             std::thread::sleep(std::time::Duration::from_secs(1));

@@ -164,32 +164,46 @@ impl PluginSource {
             hint: hint.to_string(),
         };
         let bytes = std::fs::read(path).map_err(|e| source_err(e.to_string(), "check the path"))?;
+        let sig_path = PathBuf::from(format!("{}.sig", path.display()));
+        let signature = match std::fs::read_to_string(&sig_path) {
+            Ok(text) => Some(PackageSignature::from_json(&text).map_err(|e| {
+                source_err(
+                    format!("{}: {e}", sig_path.display()),
+                    "the signature file is not valid",
+                )
+            })?),
+            Err(_) => None,
+        };
+        // The digest first: a changed byte is reported as what it is, before the archive is read.
+        if let Some(signature) = &signature {
+            let actual = ucms_package::signature::digest(&bytes);
+            if actual != signature.digest {
+                return Err(ucms_package::trust::TrustError::DigestMismatch {
+                    expected: signature.digest.clone(),
+                    actual,
+                }
+                .into());
+            }
+        }
         let contents = archive::unpack(&bytes, &Limits::default()).map_err(|e| {
             source_err(
                 e.to_string(),
                 "the package is damaged or hostile; get it again from its publisher",
             )
         })?;
-        let sig_path = PathBuf::from(format!("{}.sig", path.display()));
-        match std::fs::read_to_string(&sig_path) {
-            Ok(text) => {
-                let signature = PackageSignature::from_json(&text).map_err(|e| {
-                    source_err(
-                        format!("{}: {e}", sig_path.display()),
-                        "the signature file is not valid",
-                    )
-                })?;
+        match &signature {
+            Some(signature) => {
                 trust.verify_package(
                     &bytes,
-                    Some(&signature),
+                    Some(signature),
                     &contents.manifest.publisher,
                     ucms_package::unix_now(),
                 )?;
             }
-            Err(_) if allow_unsigned => {
+            None if allow_unsigned => {
                 tracing::warn!(package = %path.display(), "installing an unsigned package (allowed by [trust] allow-unsigned-local)");
             }
-            Err(_) => {
+            None => {
                 trust.verify_package(
                     &bytes,
                     None,

@@ -7,6 +7,7 @@ mod egress;
 mod events;
 mod install;
 mod kv;
+mod lifecycle;
 mod routes;
 mod sandbox;
 mod support;

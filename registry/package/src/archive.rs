@@ -58,12 +58,8 @@ impl Default for Limits {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PackError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("cannot read {path}: {error}")]
+    Read { path: String, error: std::io::Error },
     #[error("{0}")]
     Manifest(#[from] ucms_manifest::ManifestError),
     #[error("{path}: {reason}")]
@@ -114,18 +110,18 @@ pub fn file_name(id: &str, version: &semver::Version) -> String {
 /// `CHANGELOG.md` and `assets/`) into package contents.
 pub fn read_folder(dir: &Path) -> Result<Contents, PackError> {
     let read = |name: &str| {
-        std::fs::read(dir.join(name)).map_err(|source| PackError::Read {
+        std::fs::read(dir.join(name)).map_err(|error| PackError::Read {
             path: dir.join(name).display().to_string(),
-            source,
+            error,
         })
     };
     let optional_text = |name: &str| -> Result<Option<String>, PackError> {
         match std::fs::read_to_string(dir.join(name)) {
             Ok(text) => Ok(Some(text)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(PackError::Read {
+            Err(error) => Err(PackError::Read {
                 path: dir.join(name).display().to_string(),
-                source,
+                error,
             }),
         }
     };
@@ -157,19 +153,19 @@ fn collect_assets(
     dir: &Path,
     out: &mut BTreeMap<String, Vec<u8>>,
 ) -> Result<(), PackError> {
-    let entries = std::fs::read_dir(dir).map_err(|source| PackError::Read {
+    let entries = std::fs::read_dir(dir).map_err(|error| PackError::Read {
         path: dir.display().to_string(),
-        source,
+        error,
     })?;
     for entry in entries {
-        let entry = entry.map_err(|source| PackError::Read {
+        let entry = entry.map_err(|error| PackError::Read {
             path: dir.display().to_string(),
-            source,
+            error,
         })?;
         let path = entry.path();
-        let kind = entry.file_type().map_err(|source| PackError::Read {
+        let kind = entry.file_type().map_err(|error| PackError::Read {
             path: path.display().to_string(),
-            source,
+            error,
         })?;
         if kind.is_dir() {
             collect_assets(root, &path, out)?;
@@ -183,9 +179,9 @@ fn collect_assets(
                     path: path.display().to_string(),
                     reason: "asset paths must be UTF-8".into(),
                 })?;
-            let bytes = std::fs::read(&path).map_err(|source| PackError::Read {
+            let bytes = std::fs::read(&path).map_err(|error| PackError::Read {
                 path: path.display().to_string(),
-                source,
+                error,
             })?;
             out.insert(relative, bytes);
         } else {

@@ -28,18 +28,10 @@ impl fmt::Display for KeyId {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeyError {
-    #[error("cannot read the key file {path}: {source}")]
-    Read {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("cannot write the key file {path}: {source}")]
-    Write {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("cannot read the key file {path}: {error}")]
+    Read { path: String, error: std::io::Error },
+    #[error("cannot write the key file {path}: {error}")]
+    Write { path: String, error: std::io::Error },
     #[error("{path} is not a UCMS {expected} file: {reason}")]
     Format {
         path: String,
@@ -177,9 +169,9 @@ impl SecretKey {
             secret_key: B64.encode(self.signing.to_bytes()),
         };
         let json = serde_json::to_vec_pretty(&file).expect("a key file serializes");
-        write_private(path, &json).map_err(|source| KeyError::Write {
+        write_private(path, &json).map_err(|error| KeyError::Write {
             path: path.display().to_string(),
-            source,
+            error,
         })?;
         let public = self.public_file();
         let public_path = public_path(path);
@@ -187,9 +179,9 @@ impl SecretKey {
             &public_path,
             serde_json::to_vec_pretty(&public).expect("serializes"),
         )
-        .map_err(|source| KeyError::Write {
+        .map_err(|error| KeyError::Write {
             path: public_path.display().to_string(),
-            source,
+            error,
         })
     }
 
@@ -203,9 +195,9 @@ impl SecretKey {
     }
 
     pub fn load(path: &Path) -> Result<Self, KeyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| KeyError::Read {
             path: path.display().to_string(),
-            source,
+            error,
         })?;
         let format = |reason: String| KeyError::Format {
             path: path.display().to_string(),
@@ -235,9 +227,9 @@ impl SecretKey {
 
 impl PublicKeyFile {
     pub fn load(path: &Path) -> Result<Self, KeyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| KeyError::Read {
             path: path.display().to_string(),
-            source,
+            error,
         })?;
         let format = |reason: String| KeyError::Format {
             path: path.display().to_string(),

@@ -33,12 +33,8 @@ pub struct Lockfile {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LockfileError {
-    #[error("cannot read {path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("cannot read {path}: {error}")]
+    Io { path: String, error: std::io::Error },
     #[error(
         "{path} is not a valid lockfile: {message}\n  hint: delete it and it will be written again from what is installed"
     )]
@@ -52,10 +48,10 @@ impl Lockfile {
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::empty()),
-            Err(source) => {
+            Err(error) => {
                 return Err(LockfileError::Io {
                     path: path.display().to_string(),
-                    source,
+                    error,
                 });
             }
         };
@@ -85,9 +81,9 @@ impl Lockfile {
     /// Writes the lockfile into `data_dir`, atomically.
     pub fn save(&self, data_dir: &Path) -> Result<(), LockfileError> {
         let path = data_dir.join(FILE);
-        let io = |source| LockfileError::Io {
+        let io = |error| LockfileError::Io {
             path: path.display().to_string(),
-            source,
+            error,
         };
         let mut sorted = self.clone();
         sorted.plugins.sort_by(|a, b| a.id.cmp(&b.id));

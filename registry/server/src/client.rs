@@ -59,12 +59,8 @@ pub enum ClientError {
     },
     #[error("the registry's answer is not valid: {0}")]
     Invalid(String),
-    #[error("the registry cache at {path} failed: {source}")]
-    Cache {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("the registry cache at {path} failed: {error}")]
+    Cache { path: String, error: std::io::Error },
 }
 
 impl ClientError {
@@ -118,9 +114,9 @@ impl RegistryClient {
             .collect();
         let cache = cache_root.join(folder);
         for dir in [cache.join("index"), cache.join("packages")] {
-            std::fs::create_dir_all(&dir).map_err(|source| ClientError::Cache {
+            std::fs::create_dir_all(&dir).map_err(|error| ClientError::Cache {
                 path: dir.display().to_string(),
-                source,
+                error,
             })?;
         }
         install_crypto_provider();
@@ -490,9 +486,9 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ClientError> {
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    let cache = |source| ClientError::Cache {
+    let cache = |error| ClientError::Cache {
         path: path.display().to_string(),
-        source,
+        error,
     };
     std::fs::write(&tmp, bytes).map_err(cache)?;
     std::fs::rename(&tmp, path).map_err(cache)

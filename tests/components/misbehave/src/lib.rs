@@ -26,6 +26,13 @@ impl Plugin for Misbehave {
                 Ok(Response::new(200).with_body(req.body().to_vec()))
             })
     }
+
+    /// Refuses every upgrade: the host must keep the installed version serving.
+    fn upgrade(previous_version: &str) -> Result<()> {
+        Err(Error::unprocessable(format!(
+            "refusing to upgrade from {previous_version}: this plugin's data can't be migrated"
+        )))
+    }
 }
 
 /// Loops forever.
