@@ -25,6 +25,8 @@ pub struct SiteParts {
     pub runtime: Arc<Runtime>,
     pub services: Arc<Services>,
     pub plugins: Arc<PluginManager>,
+    /// Install plans waiting for an approval over the API.
+    pub plans: crate::server::Plans,
 }
 
 impl std::fmt::Debug for Site {
@@ -81,6 +83,7 @@ impl Site {
             runtime,
             services,
             plugins,
+            plans: Default::default(),
         })))
     }
 

@@ -23,6 +23,8 @@ use crate::db::{Db, now_ms, on_db};
 pub mod permissions {
     /// List installed plugins.
     pub const PLUGINS_READ: &str = "ucms.plugins.read";
+    /// Install, upgrade, roll back, enable, disable and remove plugins.
+    pub const PLUGINS_MANAGE: &str = "ucms.plugins.manage";
     /// List and inspect event dead letters.
     pub const EVENTS_READ: &str = "ucms.events.read";
     /// Read the audit log.

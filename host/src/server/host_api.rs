@@ -16,7 +16,18 @@ pub fn routes() -> Router<Site> {
         .route("/auth/login", post(login))
         .route("/auth/me", get(me))
         .route("/plugins", get(plugins))
-        .route("/plugins/{id}", get(plugin))
+        .route(
+            "/plugins/{id}",
+            get(plugin).delete(super::plugin_admin::remove),
+        )
+        .route("/plugins/plan", post(super::plugin_admin::plan))
+        .route("/plugins/apply", post(super::plugin_admin::apply))
+        .route(
+            "/plugins/{id}/rollback",
+            post(super::plugin_admin::rollback),
+        )
+        .route("/plugins/{id}/enable", post(super::plugin_admin::enable))
+        .route("/plugins/{id}/disable", post(super::plugin_admin::disable))
         .route("/dead-letters", get(dead_letters))
         .route("/audit", get(audit))
         .fallback(unknown)

@@ -5,6 +5,7 @@ mod auth;
 mod dispatch;
 mod error;
 mod host_api;
+mod plugin_admin;
 
 use axum::extract::{FromRequest, Request, State};
 use axum::middleware::{self, Next};
@@ -22,6 +23,7 @@ use tower_http::trace::TraceLayer;
 
 pub use auth::{Caller, authenticate};
 pub use error::ApiError;
+pub use plugin_admin::Plans;
 
 use crate::Site;
 

@@ -493,3 +493,164 @@ async fn a_running_server_picks_up_a_cli_install() {
     .await;
     stop.cancel();
 }
+
+/// The admin UI's way in: a plan to look at, then an explicit approval; then rollback, disable,
+/// enable and remove over HTTP. On SQLite and on PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_installs_only_an_approved_plan() {
+    let f = Fixture::new().await;
+    for backend in crate::support::BACKENDS {
+        let Some(t) = TestSite::open(backend, f.config()).await else {
+            continue;
+        };
+        let admin = t.admin_token().await;
+        let editor = t
+            .token("reader@example.com", &["admin"], &["ucms.plugins.read"])
+            .await;
+        let post = |uri: &'static str, token: String, body: serde_json::Value| {
+            let t = &t;
+            async move {
+                t.request(http::Method::POST, uri, Some(&token), Some(body))
+                    .await
+            }
+        };
+
+        let (status, body) = post(
+            "/api/ucms/plugins/plan",
+            editor.clone(),
+            serde_json::json!({"install": ["hello"]}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        assert_eq!(code(&body), "forbidden");
+
+        let (status, body) = post(
+            "/api/ucms/plugins/plan",
+            admin.clone(),
+            serde_json::json!({"install": ["hello@^0.1"]}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let change = &body["changes"][0];
+        assert_eq!(change["action"], "install");
+        assert_eq!(change["to"], "0.1.0");
+        assert!(
+            change["capabilities"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c.as_str().unwrap().starts_with("kv:")),
+            "the plan shows what the plugin asks for: {change}"
+        );
+        let plan_id = body["plan_id"].as_str().unwrap().to_string();
+        assert_eq!(
+            version_of(&t.site, "hello"),
+            None,
+            "planning changes nothing"
+        );
+
+        let (status, body) = post(
+            "/api/ucms/plugins/apply",
+            admin.clone(),
+            serde_json::json!({"plan_id": plan_id}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("\"approve\": true")
+        );
+        let (status, body) = post(
+            "/api/ucms/plugins/apply",
+            editor.clone(),
+            serde_json::json!({"plan_id": plan_id, "approve": true}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        assert_eq!(version_of(&t.site, "hello"), None);
+
+        let (status, body) = post(
+            "/api/ucms/plugins/apply",
+            admin.clone(),
+            serde_json::json!({"plan_id": plan_id, "approve": true}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["applied"][0]["version"], "0.1.0", "{body}");
+        assert_eq!(greet(&t.site).await, StatusCode::OK);
+        // A plan is used once.
+        let (status, _) = post(
+            "/api/ucms/plugins/apply",
+            admin.clone(),
+            serde_json::json!({"plan_id": plan_id, "approve": true}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+
+        // Upgrade, then roll back.
+        let (status, body) = post(
+            "/api/ucms/plugins/plan",
+            admin.clone(),
+            serde_json::json!({"upgrade": ["hello"]}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["changes"][0]["action"], "upgrade");
+        assert_eq!(body["changes"][0]["from"], "0.1.0");
+        assert_eq!(body["changes"][0]["to"], "0.2.0");
+        assert_eq!(
+            body["changes"][0]["added_capabilities"],
+            serde_json::json!([])
+        );
+        let plan_id = body["plan_id"].as_str().unwrap().to_string();
+        let (status, body) = post(
+            "/api/ucms/plugins/apply",
+            admin.clone(),
+            serde_json::json!({"plan_id": plan_id, "approve": true}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(version_of(&t.site, "hello").as_deref(), Some("0.2.0"));
+        let (status, body) = post(
+            "/api/ucms/plugins/hello/rollback",
+            admin.clone(),
+            serde_json::json!({}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(version_of(&t.site, "hello").as_deref(), Some("0.1.0"));
+
+        // Disable and enable without uninstalling.
+        let (status, body) = post(
+            "/api/ucms/plugins/hello/disable",
+            admin.clone(),
+            serde_json::json!({}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(greet(&t.site).await, StatusCode::SERVICE_UNAVAILABLE);
+        let (status, body) = post(
+            "/api/ucms/plugins/hello/enable",
+            admin.clone(),
+            serde_json::json!({}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(greet(&t.site).await, StatusCode::OK);
+
+        let (status, body) = t
+            .request(
+                http::Method::DELETE,
+                "/api/ucms/plugins/hello?purge=true",
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(version_of(&t.site, "hello"), None);
+        assert_eq!(greet(&t.site).await, StatusCode::NOT_FOUND);
+        t.close().await;
+    }
+}
