@@ -112,6 +112,8 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
             "mailer",
             "--exclude",
             "misbehave",
+            "--exclude",
+            "bulky",
         ])
         .args(extra))?;
     Ok(())
