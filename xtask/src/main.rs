@@ -1,8 +1,10 @@
 //! Project automation, run with `cargo xtask <task>`.
 //!
-//! - `cargo xtask demo`: builds the example plugins and the host, installs the plugins into a
-//!   fresh data directory (`target/demo/ucms-data`), creates an admin account and a token, and
-//!   serves the site on 127.0.0.1:8080 with SQLite.
+//! - `cargo xtask demo`: builds the host and the example plugins; starts a local registry
+//!   (`ucms registry serve` on 127.0.0.1:7070, data in `target/demo/registry`); makes a demo
+//!   publisher key; packs, signs and publishes every plugin; then installs them by name into a
+//!   fresh site (`target/demo/ucms-data`) through the resolver, showing the capabilities each asks
+//!   for; creates an admin account and a token, and serves the site on 127.0.0.1:8080 with SQLite.
 //! - `cargo xtask test`: builds every guest and runs every test. With `CI=true`, a suite that can't
 //!   run (PostgreSQL unreachable, say) fails instead of being skipped.
 //!
@@ -52,8 +54,19 @@ fn cargo() -> Command {
     cmd
 }
 
+/// A command as it is shown in messages: program and arguments, never the environment (which
+/// may hold a token).
+fn shown(cmd: &Command) -> String {
+    let mut out = cmd.get_program().to_string_lossy().into_owned();
+    for arg in cmd.get_args() {
+        out.push(' ');
+        out.push_str(&arg.to_string_lossy());
+    }
+    out
+}
+
 fn run(cmd: &mut Command) -> anyhow::Result<()> {
-    let shown = format!("{cmd:?}");
+    let shown = shown(cmd);
     let status = cmd
         .status()
         .with_context(|| format!("cannot run {shown}"))?;
@@ -125,20 +138,85 @@ fn demo(extra: &[String]) -> anyhow::Result<()> {
     eprintln!("xtask: building the host and the example plugins");
     run(cargo().args(["build", "--release", "-p", "ucms"]))?;
     let ucms = root.join("target/release/ucms");
-    let data = root.join("target/demo/ucms-data");
-    if data.exists() {
-        std::fs::remove_dir_all(&data)
-            .with_context(|| format!("cannot clear {}", data.display()))?;
+    let demo = root.join("target/demo");
+    if demo.exists() {
+        std::fs::remove_dir_all(&demo)
+            .with_context(|| format!("cannot clear {}", demo.display()))?;
     }
+    let data = demo.join("ucms-data");
+    let registry_data = demo.join("registry");
+    let packages = demo.join("packages");
+    let key = demo.join("keys/ucms-demo.key");
+    std::fs::create_dir_all(&packages)?;
+    std::fs::create_dir_all(key.parent().expect("has a parent"))?;
+    let config = demo.join("ucms.toml");
     let ucms_cmd = || {
         let mut cmd = Command::new(&ucms);
-        cmd.current_dir(&root).arg("--data").arg(&data);
+        cmd.current_dir(&root)
+            .arg("--data")
+            .arg(&data)
+            .arg("--config")
+            .arg(&config)
+            .env("UCMS_REGISTRY_DATA", &registry_data);
         cmd
     };
+    // An empty configuration until the registry's key is known.
+    std::fs::write(&config, "")?;
+
+    eprintln!("\nxtask: a local registry in {}", registry_data.display());
+    let publisher_token = output(ucms_cmd().args(["registry", "add-publisher", "ucms"]))?;
+    let registry_key = output(ucms_cmd().args(["registry", "key"]))?;
+    let registry = RegistryProcess::start(&ucms, &registry_data)?;
+
+    eprintln!("\nxtask: a demo publisher key, then build, pack, sign and publish each plugin");
+    run(ucms_cmd()
+        .args(["plugin", "keygen", "--publisher", "ucms", "--out"])
+        .arg(&key))?;
+    let public_key = PathBuf::from(format!("{}.pub", key.display()));
     for plugin in DEMO_PLUGINS {
         run(ucms_cmd().args(["plugin", "build", plugin, "--profile", "guest"]))?;
-        run(ucms_cmd().args(["plugin", "install", plugin, "--yes"]))?;
+        run(ucms_cmd()
+            .args(["plugin", "pack", plugin, "--out"])
+            .arg(&packages))?;
     }
+    let mut packed: Vec<PathBuf> = std::fs::read_dir(&packages)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    packed.sort();
+    for package in &packed {
+        run(ucms_cmd()
+            .args(["plugin", "sign"])
+            .arg(package)
+            .arg("--key")
+            .arg(&key))?;
+        run(ucms_cmd()
+            .args(["plugin", "publish", "--registry", &registry.url])
+            .arg(package)
+            .arg("--public-key")
+            .arg(&public_key)
+            .env("UCMS_REGISTRY_TOKEN", &publisher_token))?;
+    }
+
+    std::fs::write(
+        &config,
+        format!(
+            "# Written by `cargo xtask demo`: install by name from the local registry, and trust\n\
+             # packages signed by publisher keys that registry endorses.\n\
+             [registry]\nurl = \"{}\"\n\n[trust]\nregistries = [\"{registry_key}\"]\n",
+            registry.url
+        ),
+    )?;
+    eprintln!(
+        "\nxtask: installing by name through the resolver (the consent is shown; --yes approves it)"
+    );
+    let names: Vec<&str> = DEMO_PLUGINS
+        .iter()
+        .map(|p| p.rsplit('/').next().expect("a name"))
+        .collect();
+    run(ucms_cmd()
+        .args(["plugin", "install"])
+        .args(&names)
+        .arg("--yes"))?;
     run(ucms_cmd().args([
         "user",
         "create",
@@ -182,5 +260,65 @@ fn demo(extra: &[String]) -> anyhow::Result<()> {
     );
     let mut serve = ucms_cmd();
     serve.arg("serve").args(extra);
-    run(&mut serve)
+    let served = run(&mut serve);
+    drop(registry);
+    served
+}
+
+/// Runs `cmd` and returns its standard output, trimmed.
+fn output(cmd: &mut Command) -> anyhow::Result<String> {
+    let shown = shown(cmd);
+    let out = cmd
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot run {shown}"))?;
+    if !out.status.success() {
+        bail!("{shown} failed ({})", out.status);
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// `ucms registry serve` in the background for the demo; stopped when dropped.
+struct RegistryProcess {
+    child: std::process::Child,
+    url: String,
+}
+
+impl RegistryProcess {
+    fn start(ucms: &Path, data: &Path) -> anyhow::Result<Self> {
+        let listen =
+            std::env::var("UCMS_DEMO_REGISTRY").unwrap_or_else(|_| "127.0.0.1:7070".into());
+        if std::net::TcpStream::connect(&listen).is_ok() {
+            bail!(
+                "something already listens on {listen}, where the demo registry would run\n  hint: stop it, or pick another address: UCMS_DEMO_REGISTRY=127.0.0.1:7171 cargo xtask demo"
+            );
+        }
+        let child = Command::new(ucms)
+            .args(["registry", "serve", "--listen", &listen, "--registry-data"])
+            .arg(data)
+            .spawn()
+            .context("cannot start the demo registry")?;
+        let mut process = Self {
+            child,
+            url: format!("http://{listen}"),
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::net::TcpStream::connect(&listen).is_err() {
+            if let Some(status) = process.child.try_wait()? {
+                bail!("the demo registry stopped ({status}); see above");
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("the demo registry did not start listening on {listen} within 30 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Ok(process)
+    }
+}
+
+impl Drop for RegistryProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -102,12 +102,15 @@ pub enum PluginCommand {
     /// Sign a package with a publisher key: writes PACKAGE.sig.
     Sign {
         package: PathBuf,
+        /// The publisher's secret key file (`ucms plugin keygen` writes it).
         #[arg(long)]
         key: PathBuf,
     },
     /// Publish a signed package to a registry.
     Publish {
+        /// The package; its signature is read from PACKAGE.sig.
         package: PathBuf,
+        /// The registry's base URL.
         #[arg(long)]
         registry: String,
         /// The publisher token the registry issued.
@@ -121,10 +124,13 @@ pub enum PluginCommand {
     Yank {
         /// `id@version`
         target: String,
+        /// The registry's base URL.
         #[arg(long)]
         registry: String,
+        /// The publisher token the registry issued.
         #[arg(long, env = "UCMS_REGISTRY_TOKEN", hide_env_values = true)]
         token: String,
+        /// Un-yank instead.
         #[arg(long)]
         undo: bool,
     },

@@ -52,14 +52,20 @@ pub enum RegistryCommand {
 #[derive(Debug, Args)]
 pub struct RegistryAt {
     /// The registry's data directory.
+    // Its own id: the site's global `--data` is also named `data`, and clap would merge them.
     #[arg(
+        id = "registry_data",
         long = "registry-data",
         env = "UCMS_REGISTRY_DATA",
         default_value = "./ucms-registry"
     )]
     pub data: PathBuf,
     /// `sqlite://…` or `postgres://…` (default: registry.db in the data directory).
-    #[arg(long = "registry-database", env = "UCMS_REGISTRY_DATABASE")]
+    #[arg(
+        id = "registry_database",
+        long = "registry-database",
+        env = "UCMS_REGISTRY_DATABASE"
+    )]
     pub database: Option<String>,
 }
 

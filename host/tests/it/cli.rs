@@ -250,3 +250,34 @@ fn a_missing_component_says_how_to_build_it() {
         "{stderr}"
     );
 }
+
+/// `ucms registry` keeps its data where `--registry-data` says, whatever the site's `--data` is:
+/// a publisher created there can publish to the registry served from there.
+#[test]
+fn registry_commands_use_their_own_data_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let site = tmp.path().join("site");
+    let registry = tmp.path().join("registry");
+    let token = ok(ucms(&site)
+        .args(["registry", "add-publisher", "acme", "--registry-data"])
+        .arg(&registry)
+        .output()
+        .unwrap());
+    assert!(token.trim().starts_with("ucmsr_"), "a token: {token}");
+    assert!(registry.join("registry.db").exists());
+    assert!(registry.join("registry.key").exists());
+    assert!(
+        !site.join("registry.key").exists() && !site.join("registry.db").exists(),
+        "nothing of the registry lands in the site's data directory"
+    );
+    let key = ok(ucms(&site)
+        .args(["registry", "key", "--registry-data"])
+        .arg(&registry)
+        .output()
+        .unwrap());
+    let published = std::fs::read_to_string(registry.join("registry.key.pub")).unwrap();
+    assert!(
+        published.contains(key.trim()),
+        "`registry key` prints the key of that registry: {key} vs {published}"
+    );
+}
