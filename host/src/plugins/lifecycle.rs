@@ -9,6 +9,7 @@ use super::journal::{self, Journal, Operation, Step};
 use super::{
     Lifecycle, PluginError, PluginInfo, PluginManager, PluginRow, PluginSource, PluginState, Slot,
 };
+use crate::capabilities::kv::{self, StagedKv};
 use crate::db::{now_ms, on_db};
 
 /// How to apply a plugin.
@@ -125,7 +126,9 @@ impl PluginManager {
             },
         };
         let name = hook.name();
-        match loaded.lifecycle(hook).await {
+        // The hook's kv writes are held until the switch below, and written in its transaction.
+        let staged = Arc::new(StagedKv::new(self.services.kv.clone(), &id));
+        match loaded.lifecycle(hook, Some(staged.clone())).await {
             Ok(Ok(())) => {}
             Ok(Err(message)) => {
                 return Err(PluginError::HookRefused {
@@ -154,9 +157,30 @@ impl PluginManager {
         let enabled = previous.as_ref().is_none_or(|r| r.enabled);
         let origin_source = source.origin.to_source();
         let package_digest = source.origin.package_digest().map(str::to_string);
+        let migrated = staged.take_writes();
         let switched = on_db!(&self.db, write, |pool| {
             async {
                 let mut tx = pool.begin().await?;
+                for (key, value) in &migrated {
+                    match value {
+                        Some(value) => {
+                            sqlx::query(kv::SET)
+                                .bind(&id)
+                                .bind(key)
+                                .bind(value)
+                                .bind(now)
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                        None => {
+                            sqlx::query(kv::DELETE)
+                                .bind(&id)
+                                .bind(key)
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                    }
+                }
                 match &previous {
                     None => {
                         sqlx::query(
@@ -374,7 +398,7 @@ impl PluginManager {
         let _guard = self.changes.lock().await;
         let result: Result<(), PluginError> = async {
             if let Some(loaded) = self.get(id).and_then(|slot| slot.loaded.clone()) {
-                match loaded.lifecycle(Lifecycle::Uninstall).await {
+                match loaded.lifecycle(Lifecycle::Uninstall, None).await {
                     Ok(Ok(())) => {}
                     Ok(Err(message)) => {
                         return Err(PluginError::HookRefused {

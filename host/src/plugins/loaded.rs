@@ -1,12 +1,14 @@
 //! A plugin ready to run: its invoker, its routes, and the three kinds of call the host makes.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ucms_manifest::{Method, Route};
 use wasmtime::component::{Component, Linker};
 
 use crate::capabilities::events::{DeliveryOutcome, EventDelivery};
+use crate::capabilities::kv::StagedKv;
 use crate::identity::Principal;
 use crate::runtime::PluginContext;
 use crate::runtime::invocation::{InvocationError, InvocationState, Invoker, Kind};
@@ -96,10 +98,10 @@ impl std::fmt::Debug for LoadedPlugin {
 
 impl LoadedPlugin {
     pub fn new(
-        ctx: std::sync::Arc<PluginContext>,
+        ctx: Arc<PluginContext>,
         component: &Component,
         linker: &Linker<InvocationState>,
-        site_permits: std::sync::Arc<tokio::sync::Semaphore>,
+        site_permits: Arc<tokio::sync::Semaphore>,
     ) -> anyhow::Result<Self> {
         let mut routes: BTreeMap<Method, matchit::Router<usize>> = BTreeMap::new();
         for (i, route) in ctx.manifest.routes.iter().enumerate() {
@@ -272,8 +274,13 @@ impl LoadedPlugin {
         }
     }
 
-    /// Runs a lifecycle hook; `Ok(Err(message))` when the plugin refused.
-    pub async fn lifecycle(&self, hook: Lifecycle) -> Result<Result<(), String>, InvocationError> {
+    /// Runs a lifecycle hook; `Ok(Err(message))` when the plugin refused. With `staged`, the
+    /// hook's kv writes are held there (see [`StagedKv`]) instead of reaching the database.
+    pub async fn lifecycle(
+        &self,
+        hook: Lifecycle,
+        staged: Option<Arc<StagedKv>>,
+    ) -> Result<Result<(), String>, InvocationError> {
         let request_id = format!("lifecycle:{}", hook.name());
         self.invoker
             .run(
@@ -282,6 +289,7 @@ impl LoadedPlugin {
                 &request_id,
                 LIFECYCLE_TIMEOUT,
                 move |store, plugin| {
+                    store.data_mut().staged_kv = staged;
                     Box::pin(async move {
                         let lifecycle = plugin.ucms_plugin_lifecycle();
                         match hook {

@@ -25,7 +25,7 @@ use crate::capabilities::auth::{AuthCtx, AuthView};
 use crate::capabilities::config::{ConfigView, PluginSettings};
 use crate::capabilities::events::{EventsCtx, EventsView};
 use crate::capabilities::http_client::{HttpClientView, HttpCtx};
-use crate::capabilities::kv::{KvCtx, KvView};
+use crate::capabilities::kv::{KvBackend, KvCtx, KvView, StagedKv};
 use crate::capabilities::log::{LogCtx, LogView};
 use crate::identity::Principal;
 use crate::wit::latest::{Plugin, PluginPre};
@@ -59,6 +59,8 @@ pub struct InvocationState {
     /// Outbound HTTP requests made so far.
     pub(crate) outbound_requests: u32,
     pub(crate) deadline: Instant,
+    /// Set for `install` and `upgrade` hooks: their kv writes wait for the switch.
+    pub(crate) staged_kv: Option<Arc<StagedKv>>,
     limiter: StoreLimiter,
     wasi: WasiCtx,
     table: ResourceTable,
@@ -77,9 +79,13 @@ impl InvocationState {
 impl KvView for InvocationState {
     fn kv(&mut self) -> KvCtx<'_> {
         let plugin = &*self.plugin;
+        let backend: &dyn KvBackend = match &self.staged_kv {
+            Some(staged) => &**staged,
+            None => &*plugin.services.kv,
+        };
         KvCtx {
             plugin: plugin.id.as_str(),
-            backend: &*plugin.services.kv,
+            backend,
             max_value: plugin.services.limits.kv_max_value,
         }
     }
@@ -312,6 +318,7 @@ impl Invoker {
             request_id: request_id.to_string(),
             outbound_requests: 0,
             deadline,
+            staged_kv: None,
             limiter: StoreLimiter::new(self.ctx.limits.memory_bytes()),
             wasi,
             table: ResourceTable::new(),

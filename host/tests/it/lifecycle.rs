@@ -392,46 +392,55 @@ async fn a_crash_at_any_step_of_an_upgrade_keeps_a_working_version() {
     }
 }
 
+/// The upgrade hook half-migrates, then refuses: the old version keeps serving and its data is
+/// exactly as the install hook left it. On SQLite and on PostgreSQL.
 #[tokio::test]
 async fn a_failing_upgrade_hook_leaves_the_old_version_serving() {
-    let t = TestSite::sqlite().await;
-    t.install(MISBEHAVE).await;
-    let newer = MISBEHAVE
-        .manifest()
-        .replace(r#"version = "0.1.0""#, r#"version = "0.2.0""#);
-    let err = t.install_with(MISBEHAVE, &newer).await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            PluginError::HookRefused {
-                hook: "upgrade",
-                ..
-            }
-        ),
-        "{err}"
-    );
-    assert!(
-        err.to_string().contains("refusing to upgrade from 0.1.0"),
-        "{err}"
-    );
-    assert_eq!(
-        t.site
-            .plugins
-            .get("misbehave")
-            .unwrap()
-            .manifest
-            .version
-            .to_string(),
-        "0.1.0"
-    );
-    let (status, _) = t.get("/api/misbehave/ok").await;
-    assert_eq!(status, StatusCode::OK);
-    assert!(!t.site.data.plugin_dir("misbehave", "0.2.0").exists());
-    let open = ucms::plugins::journal::open_journals(&t.site.db)
-        .await
-        .unwrap();
-    assert!(open.is_empty());
-    t.close().await;
+    for backend in crate::support::BACKENDS {
+        let Some(t) = TestSite::open(backend, crate::support::test_config()).await else {
+            continue;
+        };
+        t.install(MISBEHAVE).await;
+        let kv = &t.site.services.kv;
+        assert_eq!(
+            kv.get("misbehave", "schema").await.unwrap().as_deref(),
+            Some(&b"1"[..]),
+            "the install hook's writes are stored at the switch"
+        );
+        let newer = MISBEHAVE
+            .manifest()
+            .replace(r#"version = "0.1.0""#, r#"version = "0.2.0""#);
+        let err = t.install_with(MISBEHAVE, &newer).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                PluginError::HookRefused {
+                    hook: "upgrade",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("refusing to upgrade from 0.1.0"),
+            "{err}"
+        );
+        assert_eq!(version_of(&t.site, "misbehave").as_deref(), Some("0.1.0"));
+        assert_eq!(
+            kv.get("misbehave", "schema").await.unwrap().as_deref(),
+            Some(&b"1"[..]),
+            "the refused upgrade's writes never reach the data"
+        );
+        assert_eq!(kv.get("misbehave", "migrated").await.unwrap(), None);
+        let (status, _) = t.get("/api/misbehave/ok").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(!t.site.data.plugin_dir("misbehave", "0.2.0").exists());
+        let open = ucms::plugins::journal::open_journals(&t.site.db)
+            .await
+            .unwrap();
+        assert!(open.is_empty());
+        t.close().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

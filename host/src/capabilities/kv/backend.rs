@@ -5,10 +5,16 @@ use sqlx::{PgPool, SqlitePool};
 
 use crate::db::{Db, now_ms};
 
-/// A storage failure, with the database's message for the log (never for the guest).
+/// A storage failure.
 #[derive(Debug, thiserror::Error)]
-#[error("kv storage failed: {0}")]
-pub struct StoreError(#[from] sqlx::Error);
+pub enum StoreError {
+    /// The database failed; its message is for the log, never for the guest.
+    #[error("kv storage failed: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The write is not allowed; the message is for the guest.
+    #[error("{0}")]
+    Refused(String),
+}
 
 /// Where the first key of a listing starts.
 #[derive(Debug, Clone, Copy)]
@@ -55,9 +61,9 @@ pub fn for_db(db: &Db) -> std::sync::Arc<dyn KvBackend> {
 
 // Both databases accept the same statements; only the pools and the column types differ.
 const GET: &str = "SELECT value FROM kv WHERE plugin = $1 AND key = $2";
-const SET: &str = "INSERT INTO kv (plugin, key, value, updated_at) VALUES ($1, $2, $3, $4) \
+pub(crate) const SET: &str = "INSERT INTO kv (plugin, key, value, updated_at) VALUES ($1, $2, $3, $4) \
                    ON CONFLICT (plugin, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at";
-const DELETE: &str = "DELETE FROM kv WHERE plugin = $1 AND key = $2";
+pub(crate) const DELETE: &str = "DELETE FROM kv WHERE plugin = $1 AND key = $2";
 const KEYS_FROM: &str = "SELECT key FROM kv WHERE plugin = $1 AND key >= $2 ORDER BY key LIMIT $3";
 const KEYS_AFTER: &str = "SELECT key FROM kv WHERE plugin = $1 AND key > $2 ORDER BY key LIMIT $3";
 const INSERT_IF_ABSENT: &str = "INSERT INTO kv (plugin, key, value, updated_at) VALUES ($1, $2, $3, $4) \

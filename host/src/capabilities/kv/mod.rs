@@ -5,10 +5,13 @@
 //! is a compare-and-swap loop over the backend, so backends implement five small operations.
 
 mod backend;
+mod staged;
 
 use wasmtime::component::{HasData, Linker};
 
+pub(crate) use backend::{DELETE, SET};
 pub use backend::{KvBackend, PostgresKv, SqliteKv, Start, StoreError, for_db};
+pub use staged::{MAX_STAGED_BYTES, StagedKv};
 
 use crate::wit::latest::ucms::host::kv::{self as wit, KeyPage, KvError};
 
@@ -74,6 +77,9 @@ impl KvCtx<'_> {
     }
 
     fn unavailable(&self, error: StoreError) -> KvError {
+        if let StoreError::Refused(message) = error {
+            return KvError::Invalid(message);
+        }
         tracing::warn!(plugin = self.plugin, error = %error, "kv backend failure");
         KvError::Unavailable("the key-value store is unavailable; try again later".into())
     }

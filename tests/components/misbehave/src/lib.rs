@@ -5,7 +5,7 @@ use std::hint::black_box;
 
 use serde_json::json;
 use ucms_sdk::http::Outbound;
-use ucms_sdk::{Error, Plugin, Request, Response, Result, Router, events, log};
+use ucms_sdk::{Error, Plugin, Request, Response, Result, Router, events, kv, log};
 
 struct Misbehave;
 
@@ -27,8 +27,22 @@ impl Plugin for Misbehave {
             })
     }
 
-    /// Refuses every upgrade: the host must keep the installed version serving.
+    /// Records a schema version, and checks that it reads back what it wrote before the host
+    /// has stored it (install hooks' writes wait for the switch).
+    fn install() -> Result<()> {
+        kv::set("schema", &1)?;
+        kv::delete("never-there")?;
+        if kv::get::<u32>("schema")? != Some(1) || kv::keys("sch")? != ["schema"] {
+            return Err(Error::internal("a hook must read its own writes"));
+        }
+        Ok(())
+    }
+
+    /// Half-migrates, then refuses every upgrade: the host must keep the installed version
+    /// serving, with its data as it was.
     fn upgrade(previous_version: &str) -> Result<()> {
+        kv::set("schema", &2)?;
+        kv::set("migrated", &true)?;
         Err(Error::unprocessable(format!(
             "refusing to upgrade from {previous_version}: this plugin's data can't be migrated"
         )))
