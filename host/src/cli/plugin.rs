@@ -26,8 +26,12 @@ pub enum PluginCommand {
     /// .ucpkg file. Shows the capabilities each asks for and asks for consent.
     Install {
         /// Plugin names with optional requirements, or paths.
-        #[arg(required = true)]
+        #[arg(required_unless_present = "locked")]
         targets: Vec<String>,
+        /// Install exactly what ucms.lock records (copied from another site, say), checking
+        /// every package against the digest recorded there.
+        #[arg(long, conflicts_with = "targets")]
+        locked: bool,
         /// The registry to install from (default: [registry] url in ucms.toml).
         #[arg(long)]
         registry: Option<String>,
@@ -292,9 +296,26 @@ async fn manage(site: &Site, command: PluginCommand) -> anyhow::Result<()> {
         }
         PluginCommand::Install {
             targets,
+            locked: true,
+            registry,
+            yes,
+            ..
+        } => {
+            debug_assert!(targets.is_empty());
+            let (wants, locked_registry) = reg::locked_wants(&site.plugins)?;
+            if wants.is_empty() {
+                eprintln!("nothing to do: everything ucms.lock records is installed");
+                return Ok(());
+            }
+            let registry = registry.or(locked_registry);
+            install_from_registry(site, registry.as_deref(), wants, BTreeSet::new(), yes).await?;
+        }
+        PluginCommand::Install {
+            targets,
             registry,
             yes,
             allow_downgrade,
+            ..
         } => {
             let paths: Vec<&String> = targets.iter().filter(|t| Path::new(t).exists()).collect();
             if !paths.is_empty() && paths.len() != targets.len() {

@@ -60,6 +60,18 @@ pub enum PluginError {
     Package(String),
     #[error("{0}")]
     Refused(String),
+    /// The registry offers different bytes for a version than `ucms.lock` recorded.
+    #[error(
+        "{id} {version}: the registry offers a package with digest {offered}, but ucms.lock recorded {locked} when it was installed\n  \
+         published versions never change, so the registry or the lockfile has been tampered with; nothing was installed\n  \
+         hint: ask the registry's operator; if the lockfile is wrong, remove its entry for {id}"
+    )]
+    LockMismatch {
+        id: String,
+        version: String,
+        locked: String,
+        offered: String,
+    },
 }
 
 impl PluginError {
@@ -102,6 +114,7 @@ impl PluginError {
             Self::Resolve(_) => "resolution_failed",
             Self::Package(_) => "invalid_package",
             Self::Refused(_) => "refused",
+            Self::LockMismatch { .. } => "digest_mismatch",
         }
     }
 }

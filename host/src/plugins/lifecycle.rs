@@ -201,7 +201,7 @@ impl PluginManager {
                     Some(old) => {
                         sqlx::query(
                             "UPDATE plugins SET version = $1, manifest = $2, wasm_sha256 = $3, updated_at = $4, source = $5, package_digest = $6, \
-                             previous_version = $7, previous_manifest = $8, previous_sha256 = $9, previous_source = $10 WHERE id = $11",
+                             previous_version = $7, previous_manifest = $8, previous_sha256 = $9, previous_source = $10, previous_package_digest = $12 WHERE id = $11",
                         )
                         .bind(&version)
                         .bind(&source.manifest_text)
@@ -214,6 +214,7 @@ impl PluginManager {
                         .bind(&old.wasm_sha256)
                         .bind(&old.source)
                         .bind(&id)
+                        .bind(&old.package_digest)
                         .execute(&mut *tx)
                         .await?;
                     }
@@ -318,8 +319,8 @@ impl PluginManager {
                 async {
                     let mut tx = pool.begin().await?;
                     sqlx::query(
-                        "UPDATE plugins SET version = $1, manifest = $2, wasm_sha256 = $3, source = $4, package_digest = NULL, updated_at = $5, \
-                         previous_version = $6, previous_manifest = $7, previous_sha256 = $8, previous_source = $9 WHERE id = $10",
+                        "UPDATE plugins SET version = $1, manifest = $2, wasm_sha256 = $3, source = $4, package_digest = $11, updated_at = $5, \
+                         previous_version = $6, previous_manifest = $7, previous_sha256 = $8, previous_source = $9, previous_package_digest = $12 WHERE id = $10",
                     )
                     .bind(prev_version)
                     .bind(prev_manifest)
@@ -331,6 +332,8 @@ impl PluginManager {
                     .bind(&row.wasm_sha256)
                     .bind(&row.source)
                     .bind(id)
+                    .bind(&row.previous_package_digest)
+                    .bind(&row.package_digest)
                     .execute(&mut *tx)
                     .await?;
                     sqlx::query(Journal::switched_sql()).bind(now).bind(&journal.id).execute(&mut *tx).await?;

@@ -174,12 +174,13 @@ pub(crate) struct PluginRow {
     pub previous_manifest: Option<String>,
     pub previous_sha256: Option<String>,
     pub previous_source: Option<String>,
+    pub previous_package_digest: Option<String>,
 }
 
 macro_rules! plugin_columns {
     () => {
         "id, version, enabled, manifest, wasm_sha256, installed_at, updated_at, source, package_digest, \
-         previous_version, previous_manifest, previous_sha256, previous_source"
+         previous_version, previous_manifest, previous_sha256, previous_source, previous_package_digest"
     };
 }
 
@@ -279,7 +280,7 @@ impl PluginManager {
     /// that can't load is kept as `failed` with the reason; the others run.
     pub async fn load_all(&self) -> anyhow::Result<()> {
         let _guard = self.changes.lock().await;
-        journal::recover(&self.db, &self.data).await?;
+        let recovered = journal::recover(&self.db, &self.data).await?;
         let rows = self
             .rows()
             .await
@@ -290,8 +291,15 @@ impl PluginManager {
                 slots.insert(row.id.clone(), Arc::new(slot));
             }
         }
+        let installed = !slots.is_empty();
         self.publish(slots);
-        self.write_lockfile().await;
+        // The lockfile is written at every change; here only when recovery finished or undid one,
+        // or when a site with plugins has none. A lockfile copied into a fresh site stays, for
+        // `ucms plugin install --locked`.
+        let lock_missing = !self.data.root().join(ucms_resolver::LOCKFILE).exists();
+        if recovered > 0 || (installed && lock_missing) {
+            self.write_lockfile().await;
+        }
         Ok(())
     }
 

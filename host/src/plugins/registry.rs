@@ -120,9 +120,11 @@ pub async fn plan(
             index.insert(id.clone(), vec![local_entry(&slot.manifest, version)]);
         }
     }
-    let locked = Lockfile::load(manager.data().root())
-        .map(|l| l.versions())
-        .unwrap_or_default();
+    let lockfile = Lockfile::load(manager.data().root()).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "ignoring ucms.lock");
+        Lockfile::empty()
+    });
+    let locked = lockfile.versions();
     let request = Request {
         wants,
         installed: installed.clone(),
@@ -131,7 +133,7 @@ pub async fn plan(
         host_api: wit::SUPPORTED_API.to_vec(),
     };
     let resolution = resolve(&index, &request)?;
-    let changes = resolution
+    let changes: Vec<PlannedChange> = resolution
         .changes(&installed)
         .into_iter()
         .map(|change| {
@@ -168,10 +170,58 @@ pub async fn plan(
             }
         })
         .collect();
+    check_against_lock(&lockfile, &changes)?;
     Ok(Plan {
         registry: client.base_url().to_string(),
         changes,
     })
+}
+
+/// Published versions never change: a version `ucms.lock` recorded from a registry must be
+/// offered with the digest recorded then.
+fn check_against_lock(lockfile: &Lockfile, changes: &[PlannedChange]) -> Result<(), PluginError> {
+    for change in changes {
+        if let Some(locked) = lockfile.get(&change.id)
+            && locked.version == change.entry.version
+            && locked.source.starts_with("registry+")
+            && locked.digest != change.entry.digest
+        {
+            return Err(PluginError::LockMismatch {
+                id: change.id.clone(),
+                version: change.to.clone(),
+                locked: locked.digest.clone(),
+                offered: change.entry.digest.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// What `ucms plugin install --locked` asks for: every plugin `ucms.lock` records from a
+/// registry at exactly its recorded version, unless that version is installed already; and the
+/// registry they came from (when they all came from one).
+pub fn locked_wants(
+    manager: &PluginManager,
+) -> Result<(Vec<(String, VersionReq)>, Option<String>), PluginError> {
+    let lockfile =
+        Lockfile::load(manager.data().root()).map_err(|e| PluginError::Refused(e.to_string()))?;
+    let installed = manager.installed_versions();
+    let mut wants = Vec::new();
+    let mut registries = BTreeSet::new();
+    for locked in &lockfile.plugins {
+        let Some(url) = locked.source.strip_prefix("registry+") else {
+            continue;
+        };
+        if installed.get(&locked.id) == Some(&locked.version) {
+            continue;
+        }
+        registries.insert(url.to_string());
+        let req = VersionReq::parse(&format!("={}", locked.version))
+            .map_err(|e| PluginError::Refused(format!("ucms.lock: {}: {e}", locked.id)))?;
+        wants.push((locked.id.clone(), req));
+    }
+    let registry = (registries.len() == 1).then(|| registries.into_iter().next().expect("one"));
+    Ok((wants, registry))
 }
 
 /// An index entry standing for a plugin installed from a folder.

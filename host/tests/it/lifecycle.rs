@@ -192,6 +192,72 @@ async fn installs_by_name_from_a_registry_and_serves() {
     );
 }
 
+/// `ucms.lock` copied into a fresh site reproduces the install, byte for byte; a lockfile whose
+/// digest the registry doesn't match (a registry that changed a published version) installs
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copied_lockfile_reproduces_the_install_and_checks_digests() {
+    let f = Fixture::new().await;
+    let first = f.data("first");
+    ok(f.ucms(&first)
+        .args(["plugin", "install", "hello@=0.1.0", "--yes"])
+        .output()
+        .unwrap());
+    let lock = std::fs::read_to_string(first.join("ucms.lock")).unwrap();
+
+    let second = f.data("second");
+    std::fs::create_dir_all(&second).unwrap();
+    std::fs::write(second.join("ucms.lock"), &lock).unwrap();
+    // Opening the fresh site keeps the copied lockfile.
+    f.open(&second).await.db.close().await;
+    assert_eq!(
+        std::fs::read_to_string(second.join("ucms.lock")).unwrap(),
+        lock
+    );
+    let out = ok(f
+        .ucms(&second)
+        .args(["plugin", "install", "--locked", "--yes"])
+        .output()
+        .unwrap());
+    assert!(out.contains("install hello 0.1.0"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(second.join("ucms.lock")).unwrap(),
+        lock,
+        "the same versions, sources and digests"
+    );
+    let site = f.open(&second).await;
+    assert_eq!(greet(&site).await, StatusCode::OK);
+    site.db.close().await;
+    let out = ok(f
+        .ucms(&second)
+        .args(["plugin", "install", "--locked", "--yes"])
+        .output()
+        .unwrap());
+    assert!(out.contains("nothing to do"), "{out}");
+
+    let third = f.data("third");
+    std::fs::create_dir_all(&third).unwrap();
+    let real = ucms_package::signature::digest(&hello("0.1.0"));
+    let forged = format!("sha256:{}", "0".repeat(64));
+    std::fs::write(third.join("ucms.lock"), lock.replace(&real, &forged)).unwrap();
+    let out = f
+        .ucms(&third)
+        .args(["plugin", "install", "--locked", "--yes"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "hello 0.1.0: the registry offers a package with digest {real}, but ucms.lock recorded {forged}"
+        )),
+        "{stderr}"
+    );
+    let site = f.open(&third).await;
+    assert_eq!(version_of(&site, "hello"), None, "nothing was installed");
+    site.db.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tampered_package_is_refused_naming_the_digest() {
     let f = Fixture::new().await;
@@ -261,6 +327,11 @@ async fn upgrade_rollback_and_yanks() {
         .output()
         .unwrap());
     assert!(out.contains("rolled hello back to 0.1.0"), "{out}");
+    let lock = std::fs::read_to_string(data.join("ucms.lock")).unwrap();
+    assert!(
+        lock.contains(&ucms_package::signature::digest(&hello("0.1.0"))),
+        "after a rollback the lockfile pins the package it came from: {lock}"
+    );
     let site = f.open(&data).await;
     assert_eq!(version_of(&site, "hello").as_deref(), Some("0.1.0"));
     assert_eq!(greet(&site).await, StatusCode::OK);

@@ -25,7 +25,7 @@ use pubgrub::{
 use semver::{Version, VersionReq};
 use ucms_package::index::IndexEntry;
 
-pub use lockfile::{LockedPlugin, Lockfile, LockfileError};
+pub use lockfile::{FILE as LOCKFILE, LockedPlugin, Lockfile, LockfileError};
 
 /// The package name of the host API in resolution and reports.
 pub const HOST_API: &str = "ucms:host";
