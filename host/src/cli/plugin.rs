@@ -302,13 +302,20 @@ async fn manage(site: &Site, command: PluginCommand) -> anyhow::Result<()> {
             ..
         } => {
             debug_assert!(targets.is_empty());
-            let (wants, locked_registry) = reg::locked_wants(&site.plugins)?;
-            if wants.is_empty() {
+            let locked = reg::locked_wants(&site.plugins)?;
+            if locked.wants.is_empty() {
                 eprintln!("nothing to do: everything ucms.lock records is installed");
                 return Ok(());
             }
-            let registry = registry.or(locked_registry);
-            install_from_registry(site, registry.as_deref(), wants, BTreeSet::new(), yes).await?;
+            let registry = registry.or(locked.registry);
+            install_from_registry(
+                site,
+                registry.as_deref(),
+                locked.wants,
+                BTreeSet::new(),
+                yes,
+            )
+            .await?;
         }
         PluginCommand::Install {
             targets,
@@ -329,7 +336,8 @@ async fn manage(site: &Site, command: PluginCommand) -> anyhow::Result<()> {
                 install_from_registry(site, registry.as_deref(), wants, BTreeSet::new(), yes)
                     .await?;
             } else {
-                let trust = site.config.trust.store()?;
+                let packages = paths.iter().any(|p| p.ends_with(".ucpkg"));
+                let trust = local_trust(site, registry.as_deref(), packages).await?;
                 for path in paths {
                     let source = PluginSource::from_path(
                         Path::new(path),
@@ -488,6 +496,30 @@ fn print_plan(plan: &Plan) {
             if c.added_capabilities.is_empty() && c.removed_capabilities.is_empty() {
                 eprintln!("      (the same capabilities as before)");
             }
+        }
+    }
+}
+
+/// The keys a local package may be signed by: `[trust]`, plus — when a registry is configured
+/// (or named) — the publisher keys it endorses, as for an install from it.
+async fn local_trust(
+    site: &Site,
+    registry: Option<&str>,
+    packages: bool,
+) -> anyhow::Result<ucms_package::trust::TrustStore> {
+    let local = site.config.trust.store()?;
+    if !packages || (registry.is_none() && site.config.registry.url.is_none()) {
+        return Ok(local);
+    }
+    let mut client = reg::client(&site.plugins, registry)?;
+    match client.refresh().await {
+        Ok(_) => Ok(client.trust().clone()),
+        Err(e) => {
+            eprintln!(
+                "warning: cannot read the key endorsements of {} ({e}); only keys in [trust] can sign the package",
+                client.base_url()
+            );
+            Ok(local)
         }
     }
 }

@@ -197,12 +197,19 @@ fn check_against_lock(lockfile: &Lockfile, changes: &[PlannedChange]) -> Result<
     Ok(())
 }
 
+/// Plugins to install at the versions `ucms.lock` records.
+#[derive(Debug, Clone, Default)]
+pub struct LockedWants {
+    /// Each with an exact requirement (`=1.2.3`).
+    pub wants: Vec<(String, VersionReq)>,
+    /// The registry they came from, when they all came from one.
+    pub registry: Option<String>,
+}
+
 /// What `ucms plugin install --locked` asks for: every plugin `ucms.lock` records from a
 /// registry at exactly its recorded version, unless that version is installed already; and the
 /// registry they came from (when they all came from one).
-pub fn locked_wants(
-    manager: &PluginManager,
-) -> Result<(Vec<(String, VersionReq)>, Option<String>), PluginError> {
+pub fn locked_wants(manager: &PluginManager) -> Result<LockedWants, PluginError> {
     let lockfile =
         Lockfile::load(manager.data().root()).map_err(|e| PluginError::Refused(e.to_string()))?;
     let installed = manager.installed_versions();
@@ -221,7 +228,7 @@ pub fn locked_wants(
         wants.push((locked.id.clone(), req));
     }
     let registry = (registries.len() == 1).then(|| registries.into_iter().next().expect("one"));
-    Ok((wants, registry))
+    Ok(LockedWants { wants, registry })
 }
 
 /// An index entry standing for a plugin installed from a folder.

@@ -270,6 +270,17 @@ fn registry_commands_use_their_own_data_directory() {
         !site.join("registry.key").exists() && !site.join("registry.db").exists(),
         "nothing of the registry lands in the site's data directory"
     );
+    let out = ucms(&site)
+        .args(["registry", "add-token", "nobody", "--registry-data"])
+        .arg(&registry)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("there is no publisher 'nobody'") && stderr.contains("add-publisher"),
+        "{stderr}"
+    );
     let key = ok(ucms(&site)
         .args(["registry", "key", "--registry-data"])
         .arg(&registry)

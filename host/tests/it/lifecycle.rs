@@ -75,6 +75,18 @@ impl Fixture {
             .unwrap();
     }
 
+    /// Writes `archive` as `hello-0.1.0.ucpkg` with a `.sig` by `key` beside it.
+    fn package_file(&self, archive: &[u8], key: &SecretKey) -> PathBuf {
+        let package = self.data("hello-0.1.0.ucpkg");
+        std::fs::write(&package, archive).unwrap();
+        std::fs::write(
+            self.data("hello-0.1.0.ucpkg.sig"),
+            PackageSignature::sign(key, archive).to_json(),
+        )
+        .unwrap();
+        package
+    }
+
     fn config_path(&self) -> PathBuf {
         self.dir.path().join("ucms.toml")
     }
@@ -258,17 +270,48 @@ async fn a_copied_lockfile_reproduces_the_install_and_checks_digests() {
     site.db.close().await;
 }
 
+/// A package file signed by a publisher key the site's registry endorses installs from disk: the
+/// site trusts the registry, and so the keys it endorses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_package_file_signed_by_an_endorsed_key_installs() {
+    let f = Fixture::new().await;
+    let bytes = hello("0.1.0");
+    let package = f.package_file(&bytes, &f.key);
+    let data = f.data("site");
+    ok(f.ucms(&data)
+        .args(["plugin", "install"])
+        .arg(&package)
+        .arg("--yes")
+        .output()
+        .unwrap());
+    let site = f.open(&data).await;
+    assert_eq!(version_of(&site, "hello").as_deref(), Some("0.1.0"));
+    assert_eq!(greet(&site).await, StatusCode::OK);
+    site.db.close().await;
+
+    // A key the registry doesn't know is refused, naming it.
+    let stranger = SecretKey::generate("ucms");
+    f.package_file(&bytes, &stranger);
+    let out = f
+        .ucms(&f.data("other"))
+        .args(["plugin", "install"])
+        .arg(&package)
+        .arg("--yes")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&stranger.public().id().to_string()),
+        "{stderr}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tampered_package_is_refused_naming_the_digest() {
     let f = Fixture::new().await;
-    let package = f.data("hello-0.1.0.ucpkg");
     let bytes = hello("0.1.0");
-    std::fs::write(&package, &bytes).unwrap();
-    std::fs::write(
-        f.data("hello-0.1.0.ucpkg.sig"),
-        PackageSignature::sign(&f.key, &bytes).to_json(),
-    )
-    .unwrap();
+    let package = f.package_file(&bytes, &f.key);
     let mut tampered = bytes.clone();
     let middle = tampered.len() / 2;
     tampered[middle] ^= 1;

@@ -137,6 +137,15 @@ impl Revocation {
     }
 }
 
+/// When a revocation took effect, as words: a site's own revocations carry no time.
+fn revoked_when(revoked_at: i64) -> String {
+    if revoked_at <= 0 {
+        "by this site ([trust] revoked)".to_string()
+    } else {
+        format!("on {}", crate::when(revoked_at))
+    }
+}
+
 /// Why a package or a key is not trusted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -151,7 +160,7 @@ pub enum TrustError {
         "the package is signed by key {key_id}, which this site does not trust (not a trusted key, not endorsed by a trusted registry, not rotated from one)\n  hint: trust the publisher's key or the registry's key in ucms.toml [trust]"
     )]
     UnknownKey { key_id: KeyId },
-    #[error("the package is signed by key {key_id}, which was revoked on {}: {reason}", crate::when(*.revoked_at))]
+    #[error("the package is signed by key {key_id}, which was revoked {}: {reason}", revoked_when(*.revoked_at))]
     Revoked {
         key_id: KeyId,
         revoked_at: i64,

@@ -99,6 +99,17 @@ impl Registry {
 
     /// Issues another token for a publisher.
     pub async fn add_token(&self, publisher: &str) -> Result<PublisherToken, RegistryError> {
+        let known: Option<(String,)> = on_db!(&self.db, read, |pool| {
+            sqlx::query_as("SELECT name FROM publishers WHERE name = $1")
+                .bind(publisher)
+                .fetch_optional(pool)
+                .await
+        })?;
+        if known.is_none() {
+            return Err(RegistryError::not_found(format!(
+                "there is no publisher '{publisher}'\n  hint: create it with `ucms registry add-publisher {publisher}`"
+            )));
+        }
         let id = random_hex(8);
         let secret = random_hex(24);
         let hash = Sha256::digest(secret.as_bytes()).to_vec();
