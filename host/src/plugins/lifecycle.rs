@@ -9,8 +9,10 @@ use super::journal::{self, Journal, Operation, Step};
 use super::{
     Lifecycle, PluginError, PluginInfo, PluginManager, PluginRow, PluginSource, PluginState, Slot,
 };
+use crate::capabilities::events::{self, NewEvent, StagedEvents};
 use crate::capabilities::kv::{self, StagedKv};
 use crate::db::{now_ms, on_db};
+use crate::runtime::invocation::Staging;
 
 /// How to apply a plugin.
 #[derive(Debug, Clone, Default)]
@@ -126,9 +128,13 @@ impl PluginManager {
             },
         };
         let name = hook.name();
-        // The hook's kv writes are held until the switch below, and written in its transaction.
-        let staged = Arc::new(StagedKv::new(self.services.kv.clone(), &id));
-        match loaded.lifecycle(hook, Some(staged.clone())).await {
+        // The hook's kv writes and events are held until the switch below, and written in its
+        // transaction.
+        let held = Staging {
+            kv: Arc::new(StagedKv::new(self.services.kv.clone(), &id)),
+            events: Arc::new(StagedEvents::default()),
+        };
+        match loaded.lifecycle(hook, Some(held.clone())).await {
             Ok(Ok(())) => {}
             Ok(Err(message)) => {
                 return Err(PluginError::HookRefused {
@@ -157,7 +163,16 @@ impl PluginManager {
         let enabled = previous.as_ref().is_none_or(|r| r.enabled);
         let origin_source = source.origin.to_source();
         let package_digest = source.origin.package_digest().map(str::to_string);
-        let migrated = staged.take_writes();
+        let migrated = held.kv.take_writes();
+        let events: Vec<(NewEvent, Vec<String>)> = held
+            .events
+            .take()
+            .into_iter()
+            .map(|e| {
+                let subscribers = self.services.events.subscriptions.subscribers(&e.topic);
+                (e, subscribers)
+            })
+            .collect();
         let switched = on_db!(&self.db, write, |pool| {
             async {
                 let mut tx = pool.begin().await?;
@@ -179,6 +194,25 @@ impl PluginManager {
                                 .execute(&mut *tx)
                                 .await?;
                         }
+                    }
+                }
+                for (event, subscribers) in events.iter().filter(|(_, s)| !s.is_empty()) {
+                    let (seq,): (i64,) = sqlx::query_as(events::INSERT_EVENT)
+                        .bind(&event.id)
+                        .bind(&event.topic)
+                        .bind(&event.key)
+                        .bind(&event.payload)
+                        .bind(&event.source)
+                        .bind(event.published_at)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    for subscriber in subscribers {
+                        sqlx::query(events::INSERT_DELIVERY)
+                            .bind(seq)
+                            .bind(subscriber)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
                     }
                 }
                 match &previous {
@@ -231,6 +265,14 @@ impl PluginManager {
             ));
         }
         journal.after_switch();
+        for (_, subscribers) in &events {
+            self.services
+                .metrics
+                .event_published(&id, subscribers.len());
+        }
+        if events.iter().any(|(_, s)| !s.is_empty()) {
+            self.services.events.wake.notify_one();
+        }
 
         let slot = Arc::new(Slot {
             manifest: source.manifest.clone(),

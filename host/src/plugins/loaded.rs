@@ -8,10 +8,9 @@ use ucms_manifest::{Method, Route};
 use wasmtime::component::{Component, Linker};
 
 use crate::capabilities::events::{DeliveryOutcome, EventDelivery};
-use crate::capabilities::kv::StagedKv;
 use crate::identity::Principal;
 use crate::runtime::PluginContext;
-use crate::runtime::invocation::{InvocationError, InvocationState, Invoker, Kind};
+use crate::runtime::invocation::{InvocationError, InvocationState, Invoker, Kind, Staging};
 use crate::wit::latest::exports::ucms::plugin::{event_handler, http_handler};
 
 /// How long lifecycle hooks (install, upgrade, uninstall) may run.
@@ -274,12 +273,12 @@ impl LoadedPlugin {
         }
     }
 
-    /// Runs a lifecycle hook; `Ok(Err(message))` when the plugin refused. With `staged`, the
-    /// hook's kv writes are held there (see [`StagedKv`]) instead of reaching the database.
+    /// Runs a lifecycle hook; `Ok(Err(message))` when the plugin refused. With `staging`, the
+    /// hook's kv writes and events are held there instead of reaching the database.
     pub async fn lifecycle(
         &self,
         hook: Lifecycle,
-        staged: Option<Arc<StagedKv>>,
+        staging: Option<Staging>,
     ) -> Result<Result<(), String>, InvocationError> {
         let request_id = format!("lifecycle:{}", hook.name());
         self.invoker
@@ -289,7 +288,7 @@ impl LoadedPlugin {
                 &request_id,
                 LIFECYCLE_TIMEOUT,
                 move |store, plugin| {
-                    store.data_mut().staged_kv = staged;
+                    store.data_mut().staging = staging;
                     Box::pin(async move {
                         let lifecycle = plugin.ucms_plugin_lifecycle();
                         match hook {

@@ -23,7 +23,7 @@ use super::limits::{DeadlineExceeded, MemoryLimitExceeded, StoreLimiter};
 use super::output::CapturedOutput;
 use crate::capabilities::auth::{AuthCtx, AuthView};
 use crate::capabilities::config::{ConfigView, PluginSettings};
-use crate::capabilities::events::{EventsCtx, EventsView};
+use crate::capabilities::events::{EventsCtx, EventsView, StagedEvents};
 use crate::capabilities::http_client::{HttpClientView, HttpCtx};
 use crate::capabilities::kv::{KvBackend, KvCtx, KvView, StagedKv};
 use crate::capabilities::log::{LogCtx, LogView};
@@ -51,6 +51,13 @@ impl Kind {
     }
 }
 
+/// Where an install or upgrade hook's effects wait for the switch (see `plugins::lifecycle`).
+#[derive(Clone)]
+pub struct Staging {
+    pub kv: Arc<StagedKv>,
+    pub events: Arc<StagedEvents>,
+}
+
 /// The data of one invocation's store.
 pub struct InvocationState {
     pub(crate) plugin: Arc<PluginContext>,
@@ -59,8 +66,8 @@ pub struct InvocationState {
     /// Outbound HTTP requests made so far.
     pub(crate) outbound_requests: u32,
     pub(crate) deadline: Instant,
-    /// Set for `install` and `upgrade` hooks: their kv writes wait for the switch.
-    pub(crate) staged_kv: Option<Arc<StagedKv>>,
+    /// Set for `install` and `upgrade` hooks: their kv writes and events wait for the switch.
+    pub(crate) staging: Option<Staging>,
     limiter: StoreLimiter,
     wasi: WasiCtx,
     table: ResourceTable,
@@ -79,8 +86,8 @@ impl InvocationState {
 impl KvView for InvocationState {
     fn kv(&mut self) -> KvCtx<'_> {
         let plugin = &*self.plugin;
-        let backend: &dyn KvBackend = match &self.staged_kv {
-            Some(staged) => &**staged,
+        let backend: &dyn KvBackend = match &self.staging {
+            Some(staging) => &*staging.kv,
             None => &*plugin.services.kv,
         };
         KvCtx {
@@ -118,6 +125,7 @@ impl EventsView for InvocationState {
             bus: &plugin.services.events,
             metrics: &plugin.services.metrics,
             max_payload: plugin.services.limits.event_max_payload,
+            staged: self.staging.as_ref().map(|s| &*s.events),
         }
     }
 }
@@ -318,7 +326,7 @@ impl Invoker {
             request_id: request_id.to_string(),
             outbound_requests: 0,
             deadline,
-            staged_kv: None,
+            staging: None,
             limiter: StoreLimiter::new(self.ctx.limits.memory_bytes()),
             wasi,
             table: ResourceTable::new(),

@@ -13,7 +13,7 @@ use ucms_package::archive::{self, Contents};
 use ucms_package::keys::SecretKey;
 use ucms_package::signature::PackageSignature;
 use ucms_registry::{Registry, RegistryConfig};
-use ucms_test_components::{HELLO, MISBEHAVE};
+use ucms_test_components::{HELLO, MAILER, MISBEHAVE};
 
 use crate::support::{TestSite, code, eventually};
 
@@ -553,6 +553,55 @@ async fn a_failing_upgrade_hook_leaves_the_old_version_serving() {
             .await
             .unwrap();
         assert!(open.is_empty());
+        t.close().await;
+    }
+}
+
+/// What a hook publishes goes out with the switch: the install hook's event reaches its
+/// subscriber; the refused upgrade's event is never published. On SQLite and on PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_from_hooks_wait_for_the_switch() {
+    for backend in crate::support::BACKENDS {
+        let Some(t) = TestSite::open(backend, crate::support::test_config()).await else {
+            continue;
+        };
+        let listening = MAILER.manifest().replace(
+            r#"topic = "orders.placed""#,
+            "topic = \"misbehave.installed\"\n\n[[subscriptions]]\ntopic = \"misbehave.upgraded\"",
+        );
+        t.install_with(MAILER, &listening).await.unwrap();
+        t.install(MISBEHAVE).await;
+        let published = r#"ucms_events_published_total{plugin="misbehave"} 1"#;
+        assert!(t.site.services.metrics.render().contains(published));
+        // The event was stored with the switch, so the subscriber gets it.
+        eventually(10, || async {
+            t.site
+                .services
+                .metrics
+                .render()
+                .contains(r#"ucms_event_deliveries_total{plugin="mailer","#)
+                .then_some(())
+        })
+        .await;
+
+        let newer = MISBEHAVE
+            .manifest()
+            .replace(r#"version = "0.1.0""#, r#"version = "0.2.0""#);
+        t.install_with(MISBEHAVE, &newer).await.unwrap_err();
+        let metrics = t.site.services.metrics.render();
+        assert!(
+            metrics.contains(published),
+            "the refused upgrade published nothing: {metrics}"
+        );
+        let letters = t
+            .site
+            .services
+            .events
+            .outbox
+            .dead_letters(10)
+            .await
+            .unwrap();
+        assert!(letters.iter().all(|l| l.topic != "misbehave.upgraded"));
         t.close().await;
     }
 }

@@ -17,6 +17,7 @@ use wasmtime::component::{HasData, Linker};
 
 pub use dispatcher::{DeliveryOutcome, Dispatcher, EventDelivery, Subscribers};
 pub use outbox::{DeadLetter, NewEvent, OutboxBackend};
+pub(crate) use outbox::{INSERT_DELIVERY, INSERT_EVENT};
 
 use crate::metrics::Metrics;
 use crate::wit::latest::ucms::host::events::{self as wit, PublishError};
@@ -72,6 +73,34 @@ pub struct EventsCtx<'a> {
     pub bus: &'a EventBus,
     pub metrics: &'a Metrics,
     pub max_payload: usize,
+    /// Set for `install` and `upgrade` hooks: what they publish waits for the switch.
+    pub staged: Option<&'a StagedEvents>,
+}
+
+/// Most events one install or upgrade hook may publish.
+pub const MAX_STAGED_EVENTS: usize = 1000;
+
+/// Events published by an install or upgrade hook, held until the switch publishes them in its
+/// transaction: a hook that fails, or a process killed before the switch, publishes nothing.
+#[derive(Debug, Default)]
+pub struct StagedEvents(std::sync::Mutex<Vec<NewEvent>>);
+
+impl StagedEvents {
+    fn push(&self, event: NewEvent) -> Result<(), PublishError> {
+        let mut events = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if events.len() >= MAX_STAGED_EVENTS {
+            return Err(PublishError::Invalid(format!(
+                "an install or upgrade hook may publish at most {MAX_STAGED_EVENTS} events"
+            )));
+        }
+        events.push(event);
+        Ok(())
+    }
+
+    /// Takes the staged events, in publishing order.
+    pub fn take(&self) -> Vec<NewEvent> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
 }
 
 struct Events;
@@ -128,6 +157,10 @@ impl wit::Host for EventsCtx<'_> {
             source: self.plugin.to_string(),
             published_at: now,
         };
+        if let Some(staged) = self.staged {
+            let id = event.id.clone();
+            return Ok(staged.push(event).map(|()| id));
+        }
         let subscribers = self.bus.subscriptions.subscribers(&event.topic);
         if !subscribers.is_empty() {
             if let Err(e) = self.bus.outbox.publish(&event, &subscribers, now).await {

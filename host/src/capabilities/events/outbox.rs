@@ -15,6 +15,13 @@ use crate::db::{Db, on_db};
 #[error("event outbox failed: {0}")]
 pub struct StoreError(#[from] sqlx::Error);
 
+// The statements of a publish, shared with the install switch (which publishes what a hook staged
+// in its own transaction). Both databases accept them.
+pub(crate) const INSERT_EVENT: &str = "INSERT INTO events (id, topic, key, payload, source, published_at) \
+                                       VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq";
+pub(crate) const INSERT_DELIVERY: &str = "INSERT INTO deliveries (event_seq, subscriber, next_attempt_at, updated_at) \
+                                          VALUES ($1, $2, $3, $3)";
+
 /// An event to store.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
@@ -133,26 +140,22 @@ impl OutboxBackend for SqlOutbox {
     ) -> Result<(), StoreError> {
         on_db!(&self.db, write, |pool| {
             let mut tx = pool.begin().await?;
-            let (seq,): (i64,) = sqlx::query_as(
-                "INSERT INTO events (id, topic, key, payload, source, published_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq",
-            )
-            .bind(&event.id)
-            .bind(&event.topic)
-            .bind(&event.key)
-            .bind(&event.payload)
-            .bind(&event.source)
-            .bind(event.published_at)
-            .fetch_one(&mut *tx)
-            .await?;
-            for subscriber in subscribers {
-                sqlx::query(
-                    "INSERT INTO deliveries (event_seq, subscriber, next_attempt_at, updated_at) VALUES ($1, $2, $3, $3)",
-                )
-                .bind(seq)
-                .bind(subscriber)
-                .bind(now)
-                .execute(&mut *tx)
+            let (seq,): (i64,) = sqlx::query_as(INSERT_EVENT)
+                .bind(&event.id)
+                .bind(&event.topic)
+                .bind(&event.key)
+                .bind(&event.payload)
+                .bind(&event.source)
+                .bind(event.published_at)
+                .fetch_one(&mut *tx)
                 .await?;
+            for subscriber in subscribers {
+                sqlx::query(INSERT_DELIVERY)
+                    .bind(seq)
+                    .bind(subscriber)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
             }
             tx.commit().await?;
             Ok(())

@@ -27,9 +27,10 @@ impl Plugin for Misbehave {
             })
     }
 
-    /// Records a schema version, and checks that it reads back what it wrote before the host
+    /// Announces itself and records a schema version, and checks that it reads back what it wrote before the host
     /// has stored it (install hooks' writes wait for the switch).
     fn install() -> Result<()> {
+        events::publish("misbehave.installed", &1)?;
         kv::set("schema", &1)?;
         kv::delete("never-there")?;
         if kv::get::<u32>("schema")? != Some(1) || kv::keys("sch")? != ["schema"] {
@@ -38,11 +39,12 @@ impl Plugin for Misbehave {
         Ok(())
     }
 
-    /// Half-migrates, then refuses every upgrade: the host must keep the installed version
+    /// Half-migrates and announces it, then refuses every upgrade: the host must keep the installed version
     /// serving, with its data as it was.
     fn upgrade(previous_version: &str) -> Result<()> {
         kv::set("schema", &2)?;
         kv::set("migrated", &true)?;
+        events::publish("misbehave.upgraded", &2)?;
         Err(Error::unprocessable(format!(
             "refusing to upgrade from {previous_version}: this plugin's data can't be migrated"
         )))
