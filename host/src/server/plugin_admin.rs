@@ -18,6 +18,7 @@ use super::auth::Caller;
 use super::{ApiError, JsonBody};
 use crate::Site;
 use crate::identity::permissions::PLUGINS_MANAGE;
+use crate::plugins::PluginInfo;
 use crate::plugins::registry::{self as reg, Plan, Quiet};
 
 /// How long a plan can wait for its approval.
@@ -129,11 +130,10 @@ pub async fn rollback(
     State(site): State<Site>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PluginInfo>, ApiError> {
     caller.require(PLUGINS_MANAGE)?;
-    let info = site.plugins.rollback(&id, Some(&caller.0.actor())).await?;
     Ok(Json(
-        serde_json::to_value(info).map_err(ApiError::internal)?,
+        site.plugins.rollback(&id, Some(&caller.0.actor())).await?,
     ))
 }
 
@@ -141,29 +141,28 @@ pub async fn enable(
     State(site): State<Site>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    caller.require(PLUGINS_MANAGE)?;
-    let info = site
-        .plugins
-        .set_enabled(&id, true, Some(&caller.0.actor()))
-        .await?;
-    Ok(Json(
-        serde_json::to_value(info).map_err(ApiError::internal)?,
-    ))
+) -> Result<Json<PluginInfo>, ApiError> {
+    set_enabled(&site, &caller, &id, true).await
 }
 
 pub async fn disable(
     State(site): State<Site>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PluginInfo>, ApiError> {
+    set_enabled(&site, &caller, &id, false).await
+}
+
+async fn set_enabled(
+    site: &Site,
+    caller: &Caller,
+    id: &str,
+    enabled: bool,
+) -> Result<Json<PluginInfo>, ApiError> {
     caller.require(PLUGINS_MANAGE)?;
-    let info = site
-        .plugins
-        .set_enabled(&id, false, Some(&caller.0.actor()))
-        .await?;
+    let actor = caller.0.actor();
     Ok(Json(
-        serde_json::to_value(info).map_err(ApiError::internal)?,
+        site.plugins.set_enabled(id, enabled, Some(&actor)).await?,
     ))
 }
 

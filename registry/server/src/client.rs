@@ -157,26 +157,14 @@ impl RegistryClient {
         if let Some(etag) = etag {
             request = request.header(http::header::IF_NONE_MATCH, etag);
         }
-        let response = request.send().await.map_err(|e| ClientError::Unreachable {
-            url: url.clone(),
-            message: error_chain(&e),
-        })?;
+        let response = send(&url, request).await?;
         let status = response.status().as_u16();
         let etag = response
             .headers()
             .get(http::header::ETAG)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| ClientError::Unreachable {
-                url: url.clone(),
-                message: error_chain(&e),
-            })?;
-        if status >= 400 {
-            return Err(status_error(&url, status, &body));
-        }
+        let body = response.bytes().await.map_err(unreachable(&url))?;
         Ok((status, etag, body))
     }
 
@@ -321,30 +309,10 @@ impl RegistryClient {
             "{}/packages/{}/{}/download",
             self.base, entry.id, entry.version
         );
-        let mut response =
-            self.http
-                .get(&url)
-                .send()
-                .await
-                .map_err(|e| ClientError::Unreachable {
-                    url: url.clone(),
-                    message: error_chain(&e),
-                })?;
-        let status = response.status().as_u16();
-        if status >= 400 {
-            let body = response.bytes().await.unwrap_or_default();
-            return Err(status_error(&url, status, &body));
-        }
+        let mut response = send(&url, self.http.get(&url)).await?;
         let total = response.content_length();
         let mut bytes = Vec::with_capacity(total.unwrap_or(entry.size) as usize);
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| ClientError::Unreachable {
-                url: url.clone(),
-                message: error_chain(&e),
-            })?
-        {
+        while let Some(chunk) = response.chunk().await.map_err(unreachable(&url))? {
             bytes.extend_from_slice(&chunk);
             progress(bytes.len() as u64, total);
             if bytes.len() as u64 > entry.size.max(1) * 2 + (1 << 20) {
@@ -406,20 +374,7 @@ impl RegistryClient {
         } else {
             self.http.delete(&url)
         };
-        let response =
-            request
-                .bearer_auth(token)
-                .send()
-                .await
-                .map_err(|e| ClientError::Unreachable {
-                    url: url.clone(),
-                    message: error_chain(&e),
-                })?;
-        let status = response.status().as_u16();
-        if status >= 400 {
-            let body = response.bytes().await.unwrap_or_default();
-            return Err(status_error(&url, status, &body));
-        }
+        send(&url, request.bearer_auth(token)).await?;
         Ok(())
     }
 
@@ -437,22 +392,35 @@ impl RegistryClient {
         url: &str,
         request: reqwest::RequestBuilder,
     ) -> Result<T, ClientError> {
-        let response = request.send().await.map_err(|e| ClientError::Unreachable {
-            url: url.to_string(),
-            message: error_chain(&e),
-        })?;
-        let status = response.status().as_u16();
-        let body = response
+        let body = send(url, request)
+            .await?
             .bytes()
             .await
-            .map_err(|e| ClientError::Unreachable {
-                url: url.to_string(),
-                message: error_chain(&e),
-            })?;
-        if status >= 400 {
-            return Err(status_error(url, status, &body));
-        }
+            .map_err(unreachable(url))?;
         serde_json::from_slice(&body).map_err(|e| ClientError::Invalid(e.to_string()))
+    }
+}
+
+/// Sends `request` to `url`: a transport failure or an error status becomes a [`ClientError`]
+/// naming the URL (with the registry's own message when it sent one).
+async fn send(
+    url: &str,
+    request: reqwest::RequestBuilder,
+) -> Result<reqwest::Response, ClientError> {
+    let response = request.send().await.map_err(unreachable(url))?;
+    let status = response.status().as_u16();
+    if status >= 400 {
+        let body = response.bytes().await.unwrap_or_default();
+        return Err(status_error(url, status, &body));
+    }
+    Ok(response)
+}
+
+/// Turns a transport failure while talking to `url` into [`ClientError::Unreachable`].
+fn unreachable(url: &str) -> impl Fn(reqwest::Error) -> ClientError + '_ {
+    move |e| ClientError::Unreachable {
+        url: url.to_string(),
+        message: error_chain(&e),
     }
 }
 
