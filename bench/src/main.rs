@@ -8,8 +8,10 @@
 //!
 //! `resolve` times the dependency resolver on a synthetic index (1,000 packages × 20 versions)
 //! against its 50 ms budget; `install` times installs from a registry, by phase, for a 2 MB
-//! component and for `hello`.
+//! component and for `hello`; `documents` times the document store (bulk load, index creation,
+//! indexed and unindexed queries, cursors, full-text search, counts) on SQLite and PostgreSQL.
 
+mod documents;
 mod install;
 mod resolve;
 
@@ -61,6 +63,37 @@ enum Cmd {
         #[arg(long, default_value_t = 5)]
         runs: usize,
     },
+    /// Document store on SQLite and PostgreSQL: load, indexes, query latency (p50/p99).
+    Documents {
+        /// Documents to load into the collection that the queries run on.
+        #[arg(long, default_value_t = 100_000)]
+        documents: usize,
+        /// Timed runs of each query (after a warm-up of a tenth of them, 5 to 50).
+        #[arg(long, default_value_t = 500)]
+        iterations: usize,
+        /// Documents per batch (one transaction each) when loading.
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+        /// One-document transactions to time, with and without indexes.
+        #[arg(long, default_value_t = 2000)]
+        single_inserts: usize,
+        /// Seed of the generated documents and of the query arguments.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// PostgreSQL server to run on, in a fresh schema that is dropped at the end.
+        #[arg(
+            long,
+            env = "UCMS_BENCH_POSTGRES_URL",
+            default_value = "postgres://postgres@127.0.0.1:5432/test"
+        )]
+        postgres_url: String,
+        /// Fail when PostgreSQL is unreachable (by default it is skipped).
+        #[arg(long)]
+        require_postgres: bool,
+        /// Also print the EXPLAIN plans of queries a, b and c.
+        #[arg(long)]
+        explain: bool,
+    },
     /// Internal: drive load against URL and print a JSON report (run as a separate process).
     Drive {
         url: String,
@@ -99,6 +132,30 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 .build()?;
             return rt.block_on(install::run(runs.max(1)));
+        }
+        Some(Cmd::Documents {
+            documents,
+            iterations,
+            batch,
+            single_inserts,
+            seed,
+            postgres_url,
+            require_postgres,
+            explain,
+        }) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            return rt.block_on(documents::run(documents::Options {
+                documents,
+                iterations: iterations.max(1),
+                batch,
+                single_inserts,
+                seed,
+                postgres_url,
+                require_postgres,
+                explain,
+            }));
         }
         _ => {}
     }
@@ -332,6 +389,7 @@ async fn per_invocation_cost(site: &ucms::Site, calls: usize) -> anyhow::Result<
         query: vec![("name".into(), "Ada".into())],
         headers: Vec::new(),
         body: Vec::new(),
+        uploads: Vec::new(),
     };
     for _ in 0..1000 {
         plugin

@@ -207,7 +207,7 @@ version = "0.1.0"
 publisher = "me"
 description = "A new UCMS plugin"
 license = "MIT"
-api = "^0.1"
+api = "^0.2"
 
 # Every ucms:host interface the component imports must be granted here.
 [capabilities]

@@ -25,6 +25,9 @@ pub struct Config {
     pub log: LogConfig,
     pub registry: RegistrySettings,
     pub trust: TrustConfig,
+    pub documents: DocumentsConfig,
+    pub blobs: BlobsConfig,
+    pub cache: CacheConfig,
     /// Per-plugin settings, secrets and operator grants, by plugin id.
     pub plugins: BTreeMap<String, PluginConfig>,
 }
@@ -53,6 +56,124 @@ pub struct DatabaseConfig {
     pub url: Option<String>,
     /// Connections in the pool (PostgreSQL; readers for SQLite).
     pub max_connections: Option<u32>,
+}
+
+/// The `documents` capability: quotas per plugin (`default` when the manifest asks for nothing,
+/// `ceiling` caps what it may ask for) and the largest document.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DocumentsConfig {
+    pub default_max_documents: u64,
+    pub default_max_mib: u64,
+    pub ceiling_max_documents: u64,
+    pub ceiling_max_mib: u64,
+    /// Largest document, in KiB.
+    pub max_document_kib: u32,
+}
+
+impl Default for DocumentsConfig {
+    fn default() -> Self {
+        Self {
+            default_max_documents: 1_000_000,
+            default_max_mib: 1024,
+            ceiling_max_documents: 100_000_000,
+            ceiling_max_mib: 100 * 1024,
+            max_document_kib: 1024,
+        }
+    }
+}
+
+/// Where blobs live and how much each plugin may store.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct BlobsConfig {
+    /// `files` (a folder, `blobs/` in the data directory unless `path` says otherwise) or `s3`.
+    pub backend: BlobBackendKind,
+    pub path: Option<PathBuf>,
+    pub s3: S3Settings,
+    /// Quota per plugin, in MiB, when the manifest asks for none; and the most it may ask for.
+    pub default_max_mib: u64,
+    pub ceiling_max_mib: u64,
+    /// Largest single blob, in MiB, when the manifest asks for none; and the most it may ask for.
+    pub default_max_blob_mib: u64,
+    pub ceiling_max_blob_mib: u64,
+}
+
+impl Default for BlobsConfig {
+    fn default() -> Self {
+        Self {
+            backend: BlobBackendKind::Files,
+            path: None,
+            s3: S3Settings::default(),
+            default_max_mib: 1024,
+            ceiling_max_mib: 1024 * 1024,
+            default_max_blob_mib: 100,
+            ceiling_max_blob_mib: 5 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BlobBackendKind {
+    #[default]
+    Files,
+    S3,
+}
+
+/// An S3-compatible object store. Credentials may come from `UCMS_BLOBS__S3__…` variables.
+#[derive(Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct S3Settings {
+    pub bucket: Option<String>,
+    pub region: Option<String>,
+    /// For S3-compatible servers other than AWS: `http://127.0.0.1:9000`.
+    pub endpoint: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    /// Allow a plain-HTTP endpoint (a local server).
+    pub allow_http: bool,
+    /// A key prefix inside the bucket, so several sites can share one.
+    pub prefix: Option<String>,
+}
+
+impl std::fmt::Debug for S3Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Settings")
+            .field("bucket", &self.bucket)
+            .field("region", &self.region)
+            .field("endpoint", &self.endpoint)
+            .field("access_key_id", &self.access_key_id)
+            .field(
+                "secret_access_key",
+                &self.secret_access_key.as_ref().map(|_| "<redacted>"),
+            )
+            .field("allow_http", &self.allow_http)
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
+/// The `cache` capability: in memory unless `url` names a Redis server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CacheConfig {
+    /// `redis://HOST:PORT/DB`; absent: an in-memory cache in each process.
+    pub url: Option<String>,
+    /// Size of the in-memory cache, in MiB.
+    pub memory_mib: u64,
+    /// Separates this site's keys from other sites sharing the Redis server.
+    pub namespace: String,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            memory_mib: 64,
+            namespace: "site".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

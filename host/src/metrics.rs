@@ -60,6 +60,29 @@ pub struct StatusLabels {
     pub class: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueryLabels {
+    pub plugin: String,
+    /// `index` (served by a declared index), `scan` (no index covers it) or `search` (full text).
+    pub plan: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLabels {
+    pub plugin: String,
+    /// `get`, `set`, `delete`, `invalidate`.
+    pub op: &'static str,
+    /// `hit` or `miss` for `get`, `done` otherwise.
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DirectionLabels {
+    pub plugin: String,
+    /// `in` (written) or `out` (read).
+    pub direction: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -84,6 +107,9 @@ pub struct Metrics {
     outbound: Family<OutcomeLabels, Counter>,
     log_dropped: Family<PluginLabels, Counter>,
     http_responses: Family<StatusLabels, Counter>,
+    document_queries: HistogramFamily<QueryLabels>,
+    cache_requests: Family<CacheLabels, Counter>,
+    blob_bytes: Family<DirectionLabels, Counter>,
     /// `ucms_http_responses_total` by class, resolved once: 1xx, 2xx, 3xx, 4xx, 5xx.
     status_classes: Arc<[Counter; 5]>,
     /// The info labels currently set per plugin (families can't be searched by label).
@@ -126,6 +152,9 @@ impl Metrics {
             outbound: Family::default(),
             log_dropped: Family::default(),
             http_responses: Family::default(),
+            document_queries: Family::new_with_constructor(latency_histogram),
+            cache_requests: Family::default(),
+            blob_bytes: Family::default(),
             info_labels: Arc::default(),
             status_classes: Arc::new(std::array::from_fn(|_| Counter::default())),
         };
@@ -193,6 +222,21 @@ impl Metrics {
             "http_responses",
             "HTTP responses by status class",
             m.http_responses.clone(),
+        );
+        registry.register(
+            "document_query_duration_seconds",
+            "Time of document queries, counts and searches, by plan: a declared index, a scan or full-text search",
+            m.document_queries.clone(),
+        );
+        registry.register(
+            "cache_requests",
+            "Cache requests by the plugin, by operation and outcome",
+            m.cache_requests.clone(),
+        );
+        registry.register(
+            "blob_bytes",
+            "Blob bytes written (in) and read (out) by the plugin",
+            m.blob_bytes.clone(),
         );
         let status_classes = Arc::new(["1xx", "2xx", "3xx", "4xx", "5xx"].map(|class| {
             m.http_responses
@@ -322,6 +366,41 @@ impl Metrics {
                 outcome,
             })
             .inc();
+    }
+
+    /// A document query, count or search and how it was planned.
+    pub fn document_query(&self, id: &str, plan: &'static str, elapsed: Duration) {
+        self.document_queries
+            .get_or_create(&QueryLabels {
+                plugin: id.to_string(),
+                plan,
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// A cache request; `hit` is known for `get` only.
+    pub fn cache_op(&self, id: &str, op: &'static str, hit: Option<bool>) {
+        let outcome = match hit {
+            Some(true) => "hit",
+            Some(false) => "miss",
+            None => "done",
+        };
+        self.cache_requests
+            .get_or_create(&CacheLabels {
+                plugin: id.to_string(),
+                op,
+                outcome,
+            })
+            .inc();
+    }
+
+    pub fn blob_bytes(&self, id: &str, direction: &'static str, bytes: u64) {
+        self.blob_bytes
+            .get_or_create(&DirectionLabels {
+                plugin: id.to_string(),
+                direction,
+            })
+            .inc_by(bytes);
     }
 
     pub fn log_dropped(&self, id: &str) {

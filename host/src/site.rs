@@ -66,7 +66,7 @@ impl Site {
         );
         let cache = config.runtime.cache_compiled.then(|| data.compiled_cache());
         let runtime = Arc::new(Runtime::new(&config.runtime, max_memory, cache)?);
-        let services = Arc::new(Services::new(&db, &config.limits));
+        let services = Arc::new(Services::open(&db, &config, &data).await?);
         let config = Arc::new(config);
         let plugins = Arc::new(PluginManager::new(
             runtime.clone(),

@@ -13,6 +13,8 @@ const GUESTS: &[(&str, &str, &str)] = &[
     ("ORDERS", "orders", "examples/orders"),
     ("MAILER", "mailer", "examples/mailer"),
     ("MISBEHAVE", "misbehave", "tests/components/misbehave"),
+    ("LEGACY", "legacy", "tests/components/legacy"),
+    ("NOTES", "notes", "examples/notes"),
 ];
 
 const TARGET: &str = "wasm32-wasip2";

@@ -4,7 +4,8 @@
 //! (one set per backend, same tables and semantics). SQLite writes go through a single-connection
 //! pool, so writers in this process queue in Rust instead of failing with `SQLITE_BUSY`; reads use
 //! a pool of their own under WAL. [`on_db!`] runs one query text (with `$1`-style parameters,
-//! which both backends accept) against whichever backend is in use.
+//! which both backends accept) against whichever backend is in use. [`Db::begin`] opens a write
+//! transaction ([`Tx`]) on either backend; [`on_tx!`] runs one statement text inside it.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -103,6 +104,18 @@ impl Db {
         Ok(())
     }
 
+    /// Begins a write transaction: on SQLite on the single writer connection with
+    /// `BEGIN IMMEDIATE` (the write lock is taken up front, so the transaction cannot fail later
+    /// with `SQLITE_BUSY` when it first writes), on PostgreSQL an ordinary `BEGIN`.
+    ///
+    /// Dropping a [`Tx`] without [`Tx::commit`] rolls it back.
+    pub async fn begin(&self) -> sqlx::Result<Tx> {
+        Ok(match self {
+            Self::Sqlite { write, .. } => Tx::Sqlite(write.begin_with("BEGIN IMMEDIATE").await?),
+            Self::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        })
+    }
+
     /// `sqlite` or `postgres`, for logs and metrics.
     pub fn backend_name(&self) -> &'static str {
         match self {
@@ -131,6 +144,38 @@ impl Db {
                 write.close().await;
             }
             Self::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+/// An open write transaction on either backend (see [`Db::begin`]). Run statements in it with
+/// [`on_tx!`]; finish it with [`Tx::commit`] (dropping it rolls back).
+#[derive(Debug)]
+pub enum Tx {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+impl Tx {
+    pub async fn commit(self) -> sqlx::Result<()> {
+        match self {
+            Self::Sqlite(tx) => tx.commit().await,
+            Self::Postgres(tx) => tx.commit().await,
+        }
+    }
+
+    pub async fn rollback(self) -> sqlx::Result<()> {
+        match self {
+            Self::Sqlite(tx) => tx.rollback().await,
+            Self::Postgres(tx) => tx.rollback().await,
+        }
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgres",
         }
     }
 }
@@ -175,6 +220,28 @@ macro_rules! on_db {
         match $db {
             $crate::Db::Sqlite { read: $pool, .. } => $body,
             $crate::Db::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Runs `$body` with `$conn` bound to the connection of an open [`Tx`] (`&mut SqliteConnection`
+/// or `&mut PgConnection`), like [`on_db!`] does for pools:
+///
+/// ```ignore
+/// on_tx!(tx, |conn| sqlx::query("INSERT INTO events (…) VALUES ($1, …)").bind(id).execute(conn).await)?;
+/// ```
+#[macro_export]
+macro_rules! on_tx {
+    ($tx:expr, |$conn:ident| $body:expr) => {
+        match $tx {
+            $crate::Tx::Sqlite(tx) => {
+                let $conn = &mut **tx;
+                $body
+            }
+            $crate::Tx::Postgres(tx) => {
+                let $conn = &mut **tx;
+                $body
+            }
         }
     };
 }

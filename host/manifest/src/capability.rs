@@ -13,16 +13,22 @@ pub enum Capability {
     Events,
     Auth,
     HttpClient,
+    Documents,
+    Blobs,
+    Cache,
 }
 
 impl Capability {
-    pub const ALL: [Capability; 6] = [
+    pub const ALL: [Capability; 9] = [
         Self::Kv,
         Self::Log,
         Self::Config,
         Self::Events,
         Self::Auth,
         Self::HttpClient,
+        Self::Documents,
+        Self::Blobs,
+        Self::Cache,
     ];
 
     /// The manifest key and the interface name inside `ucms:host`.
@@ -34,6 +40,17 @@ impl Capability {
             Self::Events => "events",
             Self::Auth => "auth",
             Self::HttpClient => "http-client",
+            Self::Documents => "documents",
+            Self::Blobs => "blobs",
+            Self::Cache => "cache",
+        }
+    }
+
+    /// The first `ucms:host` version with this interface.
+    pub fn since(self) -> semver::Version {
+        match self {
+            Self::Documents | Self::Blobs | Self::Cache => semver::Version::new(0, 2, 0),
+            _ => semver::Version::new(0, 1, 0),
         }
     }
 
@@ -50,6 +67,9 @@ impl Capability {
             Self::Events => "publish events",
             Self::Auth => "see who is calling and check permissions",
             Self::HttpClient => "make outbound HTTP requests",
+            Self::Documents => "store JSON documents in its own collections",
+            Self::Blobs => "store files in its own blob space",
+            Self::Cache => "cache values in its own space",
         }
     }
 }
@@ -69,6 +89,43 @@ pub struct Capabilities {
     pub auth: bool,
     pub events: Option<EventsGrant>,
     pub http_client: Option<HttpClientGrant>,
+    pub documents: Option<DocumentsGrant>,
+    pub blobs: Option<BlobsGrant>,
+    pub cache: bool,
+}
+
+/// Scopes of the `documents` capability: quotas the plugin asks for (capped by the operator) and
+/// the indexes and full-text search the host creates before the plugin first runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DocumentsGrant {
+    pub max_documents: Option<u64>,
+    pub max_mib: Option<u64>,
+    pub indexes: Vec<DeclaredIndex>,
+    pub search: Vec<DeclaredSearch>,
+}
+
+/// `[[capabilities.documents.indexes]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeclaredIndex {
+    pub collection: String,
+    pub name: String,
+    pub fields: Vec<String>,
+    pub unique: bool,
+}
+
+/// `[[capabilities.documents.search]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeclaredSearch {
+    pub collection: String,
+    pub fields: Vec<String>,
+    pub language: String,
+}
+
+/// Scopes of the `blobs` capability: the quota and the largest blob the plugin asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BlobsGrant {
+    pub max_mib: Option<u64>,
+    pub max_blob_mib: Option<u64>,
 }
 
 /// Scopes of the `events` capability.
@@ -106,6 +163,9 @@ impl Capabilities {
             Capability::Auth => self.auth,
             Capability::Events => self.events.is_some(),
             Capability::HttpClient => self.http_client.is_some(),
+            Capability::Documents => self.documents.is_some(),
+            Capability::Blobs => self.blobs.is_some(),
+            Capability::Cache => self.cache,
         }
     }
 

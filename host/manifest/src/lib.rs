@@ -40,7 +40,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
-pub use capability::{Capabilities, Capability, EventsGrant, HttpClientGrant};
+pub use capability::{
+    BlobsGrant, Capabilities, Capability, DeclaredIndex, DeclaredSearch, DocumentsGrant,
+    EventsGrant, HttpClientGrant,
+};
 pub use error::{ManifestError, Problem};
 pub use limits::LimitsRequest;
 pub use patterns::{HostPattern, TopicPattern, is_valid_topic};
@@ -224,6 +227,8 @@ pub struct Route {
     /// Path pattern: `/items/{id}`, `/files/{*rest}`.
     pub path: String,
     pub access: Access,
+    /// The host streams the body into the plugin's blobs and passes references (`upload = true`).
+    pub upload: bool,
 }
 
 /// What the host does when a hook fails or misses its deadline.

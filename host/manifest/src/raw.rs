@@ -82,6 +82,45 @@ pub(crate) struct RawCapabilities {
     pub auth: Option<Spanned<Toggle<NoScopes>>>,
     pub events: Option<Spanned<Toggle<RawEvents>>>,
     pub http_client: Option<Spanned<Toggle<RawHttpClient>>>,
+    pub documents: Option<Spanned<Toggle<RawDocuments>>>,
+    pub blobs: Option<Spanned<Toggle<RawBlobs>>>,
+    pub cache: Option<Spanned<Toggle<NoScopes>>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawDocuments {
+    pub max_documents: Option<Spanned<i64>>,
+    pub max_mib: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub indexes: Vec<Spanned<RawIndex>>,
+    #[serde(default)]
+    pub search: Vec<Spanned<RawSearch>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawIndex {
+    pub collection: Spanned<String>,
+    pub name: Spanned<String>,
+    pub fields: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub unique: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSearch {
+    pub collection: Spanned<String>,
+    pub fields: Vec<Spanned<String>>,
+    pub language: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawBlobs {
+    pub max_mib: Option<Spanned<i64>>,
+    pub max_blob_mib: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -109,6 +148,7 @@ pub(crate) struct RawRoute {
     pub path: Spanned<String>,
     pub permission: Option<Spanned<String>>,
     pub public: Option<Spanned<bool>>,
+    pub upload: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]

@@ -4,7 +4,10 @@ use std::collections::BTreeMap;
 
 use serde_spanned::Spanned;
 
-use crate::capability::{Capabilities, EventsGrant, HttpClientGrant};
+use crate::capability::{
+    BlobsGrant, Capabilities, DeclaredIndex, DeclaredSearch, DocumentsGrant, EventsGrant,
+    HttpClientGrant,
+};
 use crate::limits::BOUNDS;
 use crate::raw::{RawManifest, Toggle};
 use crate::{
@@ -132,7 +135,7 @@ impl Validator<'_> {
         let dependencies = self.dependencies(&raw.dependencies, &id);
         let capabilities = self.capabilities(raw.capabilities);
         let permissions = self.permissions(&raw.permissions);
-        let routes = self.routes(&raw.routes, &permissions);
+        let routes = self.routes(&raw.routes, &permissions, capabilities.blobs.is_some());
         let subscriptions = raw
             .subscriptions
             .iter()
@@ -446,6 +449,9 @@ impl Validator<'_> {
             auth: on(&raw.auth),
             events: None,
             http_client: None,
+            documents: None,
+            blobs: None,
+            cache: on(&raw.cache),
         };
         if let Some(events) = &raw.events
             && let Toggle::On(scopes) = events.get_ref()
@@ -487,7 +493,160 @@ impl Validator<'_> {
             }
             caps.http_client = Some(HttpClientGrant { hosts });
         }
+        if let Some(docs) = &raw.documents
+            && let Toggle::On(scopes) = docs.get_ref()
+        {
+            caps.documents = Some(self.documents(scopes));
+        }
+        if let Some(blobs) = &raw.blobs
+            && let Toggle::On(scopes) = blobs.get_ref()
+        {
+            caps.blobs = Some(BlobsGrant {
+                max_mib: self.positive("capabilities.blobs.max-mib", &scopes.max_mib),
+                max_blob_mib: self
+                    .positive("capabilities.blobs.max-blob-mib", &scopes.max_blob_mib),
+            });
+        }
         caps
+    }
+
+    /// A quota the manifest asks for: a positive whole number.
+    fn positive(&mut self, key: &str, value: &Option<Spanned<i64>>) -> Option<u64> {
+        let value = value.as_ref()?;
+        match u64::try_from(*value.get_ref()) {
+            Ok(n) if n > 0 => Some(n),
+            _ => {
+                self.problem(
+                    key,
+                    value,
+                    format!("{} must be a positive number", value.get_ref()),
+                );
+                None
+            }
+        }
+    }
+
+    fn documents(&mut self, raw: &crate::raw::RawDocuments) -> DocumentsGrant {
+        let mut grant = DocumentsGrant {
+            max_documents: self
+                .positive("capabilities.documents.max-documents", &raw.max_documents),
+            max_mib: self.positive("capabilities.documents.max-mib", &raw.max_mib),
+            ..DocumentsGrant::default()
+        };
+        let mut names = std::collections::BTreeSet::new();
+        for (i, spanned) in raw.indexes.iter().enumerate() {
+            let index = spanned.get_ref();
+            let key = |field: &str| format!("capabilities.documents.indexes[{i}].{field}");
+            self.check_name(key("collection"), &index.collection, "collection");
+            self.check_name(key("name"), &index.name, "index");
+            if !names.insert((
+                index.collection.get_ref().clone(),
+                index.name.get_ref().clone(),
+            )) {
+                self.problem(
+                    key("name"),
+                    &index.name,
+                    format!(
+                        "collection '{}' already has an index named '{}'",
+                        index.collection.get_ref(),
+                        index.name.get_ref()
+                    ),
+                );
+            }
+            let fields = self.fields(&key("fields"), spanned, &index.fields);
+            grant.indexes.push(DeclaredIndex {
+                collection: index.collection.get_ref().clone(),
+                name: index.name.get_ref().clone(),
+                fields,
+                unique: index.unique,
+            });
+        }
+        let mut searched = std::collections::BTreeSet::new();
+        for (i, spanned) in raw.search.iter().enumerate() {
+            let search = spanned.get_ref();
+            let key = |field: &str| format!("capabilities.documents.search[{i}].{field}");
+            self.check_name(key("collection"), &search.collection, "collection");
+            if !searched.insert(search.collection.get_ref().clone()) {
+                self.problem_hint(
+                    key("collection"),
+                    &search.collection,
+                    format!("full-text search for '{}' is declared twice", search.collection.get_ref()),
+                    "declare one [[capabilities.documents.search]] per collection, listing every field",
+                );
+            }
+            let fields = self.fields(&key("fields"), spanned, &search.fields);
+            let language = match &search.language {
+                Some(l)
+                    if l.get_ref().is_empty()
+                        || !l
+                            .get_ref()
+                            .chars()
+                            .all(|c| c.is_ascii_lowercase() || c == '_') =>
+                {
+                    self.problem_hint(
+                        key("language"),
+                        l,
+                        format!("'{}' is not a language name", l.get_ref()),
+                        "use a lower-case name such as \"english\", \"german\" or \"simple\"",
+                    );
+                    String::new()
+                }
+                Some(l) => l.get_ref().clone(),
+                None => "english".to_string(),
+            };
+            grant.search.push(DeclaredSearch {
+                collection: search.collection.get_ref().clone(),
+                fields,
+                language,
+            });
+        }
+        grant
+    }
+
+    /// A collection or index name: lower-case letters, digits, `_` and `-`, 1 to 64 characters.
+    fn check_name(&mut self, key: String, name: &Spanned<String>, what: &str) {
+        let n = name.get_ref();
+        let valid = !n.is_empty()
+            && n.len() <= 64
+            && n.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+        if !valid {
+            self.problem_hint(
+                key,
+                name,
+                format!("'{n}' is not a valid {what} name"),
+                "use 1 to 64 lower-case letters, digits, '_' or '-'",
+            );
+        }
+    }
+
+    /// Document paths: dot-separated field names; the documents store checks them fully.
+    fn fields<T>(&mut self, key: &str, at: &Spanned<T>, fields: &[Spanned<String>]) -> Vec<String> {
+        if fields.is_empty() {
+            self.problem(key, at, "list at least one field");
+        }
+        let mut out = Vec::new();
+        for (i, f) in fields.iter().enumerate() {
+            let path = f.get_ref();
+            let valid = !path.is_empty()
+                && path.split('.').all(|seg| {
+                    !seg.is_empty()
+                        && seg
+                            .chars()
+                            .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+                });
+            if valid {
+                out.push(path.clone());
+            } else {
+                self.problem_hint(
+                    format!("{key}[{i}]"),
+                    f,
+                    format!("'{path}' is not a document path"),
+                    "name fields with dots between levels, for example \"author.name\"",
+                );
+            }
+        }
+        out
     }
 
     fn permissions(&mut self, raw: &BTreeMap<String, Spanned<String>>) -> BTreeMap<String, String> {
@@ -517,6 +676,7 @@ impl Validator<'_> {
         &mut self,
         raw: &[Spanned<crate::raw::RawRoute>],
         permissions: &BTreeMap<String, String>,
+        blobs_granted: bool,
     ) -> Vec<Route> {
         let mut routers: BTreeMap<Method, matchit::Router<usize>> = BTreeMap::new();
         let mut out = Vec::new();
@@ -582,10 +742,29 @@ impl Validator<'_> {
                     continue;
                 }
             };
+            let upload = r.upload.as_ref().is_some_and(|u| *u.get_ref());
+            if upload {
+                if !matches!(method, Method::Post | Method::Put) {
+                    self.problem(
+                        key("upload"),
+                        r.upload.as_ref().expect("upload is set"),
+                        format!("{method} {path} can't take an upload: use POST or PUT"),
+                    );
+                }
+                if !blobs_granted {
+                    self.problem_hint(
+                        key("upload"),
+                        r.upload.as_ref().expect("upload is set"),
+                        "an upload route stores the body in the plugin's blobs, but the blobs capability is not granted",
+                        "add [capabilities] blobs = true",
+                    );
+                }
+            }
             out.push(Route {
                 method,
                 path: path.clone(),
                 access,
+                upload,
             });
         }
         out

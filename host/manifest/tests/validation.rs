@@ -205,7 +205,7 @@ fn unknown_keys_list_what_is_allowed() {
     );
     insta::assert_snapshot!(
         "unknown_capability",
-        problems(&with("kv = true", "documents = true"))
+        problems(&with("kv = true", "database = true"))
     );
 }
 
@@ -314,4 +314,76 @@ fn every_problem_is_reported_at_once() {
     let err = Manifest::parse(&text).unwrap_err();
     assert_eq!(err.problems().len(), 3, "{err}");
     insta::assert_snapshot!("several_problems", err.to_string());
+}
+
+#[test]
+fn data_capabilities_parse_with_their_declarations() {
+    let text = with(
+        "kv = true",
+        "kv = true\ncache = true\nblobs = { max-mib = 64, max-blob-mib = 8 }",
+    );
+    let text = text.replace(
+        "[permissions]",
+        r#"[capabilities.documents]
+max-documents = 5000
+
+[[capabilities.documents.indexes]]
+collection = "notes"
+name = "slug"
+fields = ["slug"]
+unique = true
+
+[[capabilities.documents.search]]
+collection = "notes"
+fields = ["title", "body"]
+language = "german"
+
+[permissions]"#,
+    );
+    let manifest = Manifest::parse(&text).expect("valid");
+    let caps = &manifest.capabilities;
+    assert!(caps.cache);
+    assert_eq!(caps.blobs.as_ref().unwrap().max_blob_mib, Some(8));
+    let docs = caps.documents.as_ref().unwrap();
+    assert_eq!(docs.max_documents, Some(5000));
+    assert_eq!(docs.indexes[0].fields, ["slug"]);
+    assert!(docs.indexes[0].unique);
+    assert_eq!(docs.search[0].language, "german");
+}
+
+#[test]
+fn data_capability_declarations_are_checked() {
+    insta::assert_snapshot!(
+        "bad_document_declarations",
+        problems(
+            &with("kv = true", "kv = true\nblobs = { max-mib = 0 }").replace(
+                "[permissions]",
+                r#"[capabilities.documents]
+
+[[capabilities.documents.indexes]]
+collection = "Notes"
+name = "by slug"
+fields = []
+
+[[capabilities.documents.search]]
+collection = "notes"
+fields = ["title..x"]
+language = "Klingon!"
+
+[permissions]"#
+            )
+        )
+    );
+}
+
+#[test]
+fn upload_routes_need_blobs_and_a_body_method() {
+    insta::assert_snapshot!(
+        "upload_route_without_blobs",
+        problems(&with(
+            r#"path = "/products/{id}""#,
+            r#"path = "/products/{id}"
+upload = true"#
+        ))
+    );
 }

@@ -11,7 +11,10 @@
 //! [`PluginCapabilities`] if it keeps per-plugin state, one manifest key, and its tests.
 
 pub mod auth;
+pub mod blobs;
+pub mod cache;
 pub mod config;
+pub mod documents;
 pub mod events;
 pub mod http_client;
 pub mod kv;
@@ -29,6 +32,10 @@ pub struct PluginCapabilities {
     pub settings: config::PluginSettings,
     /// Present when `http-client` is granted.
     pub http: Option<http_client::HttpClientState>,
+    /// Present when `documents` is granted.
+    pub documents: Option<documents::DocumentsState>,
+    /// Present when `blobs` is granted.
+    pub blobs: Option<blobs::BlobsState>,
 }
 
 /// Store data that can give every capability its view (and WASI its context).
@@ -40,6 +47,9 @@ pub trait HostView:
     + events::EventsView
     + auth::AuthView
     + http_client::HttpClientView
+    + documents::DocumentsView
+    + blobs::BlobsView
+    + cache::CacheView
     + 'static
 {
 }
@@ -52,13 +62,18 @@ impl<T> HostView for T where
         + events::EventsView
         + auth::AuthView
         + http_client::HttpClientView
+        + documents::DocumentsView
+        + blobs::BlobsView
+        + cache::CacheView
         + 'static
 {
 }
 
-/// Links WASI (no files, no environment, no network) and the granted `ucms:host` interfaces.
+/// Links WASI (no files, no environment, no network) and the granted `ucms:host` interfaces, in
+/// every supported API version.
 pub fn link<T: HostView>(linker: &mut Linker<T>, granted: &[Capability]) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    crate::wit::v0_1_0::link(linker, granted)?;
     // `types` declares only types; every plugin may import it.
     types::add_to_linker::<T, TypesOnly>(linker, |_| TypesOnly)?;
     for capability in granted {
@@ -69,6 +84,9 @@ pub fn link<T: HostView>(linker: &mut Linker<T>, granted: &[Capability]) -> wasm
             Capability::Events => events::add_to_linker(linker)?,
             Capability::Auth => auth::add_to_linker(linker)?,
             Capability::HttpClient => http_client::add_to_linker(linker)?,
+            Capability::Documents => documents::add_to_linker(linker)?,
+            Capability::Blobs => blobs::add_to_linker(linker)?,
+            Capability::Cache => cache::add_to_linker(linker)?,
         }
     }
     Ok(())

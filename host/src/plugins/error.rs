@@ -25,6 +25,10 @@ pub enum PluginError {
     #[error("the component can't be linked: {0:#}")]
     Link(anyhow::Error),
     #[error(
+        "the manifest declares {0}\n  hint: fix the declaration in [capabilities.documents], or the stored documents it conflicts with"
+    )]
+    Declaration(String),
+    #[error(
         "plugin '{id}' {version} is already installed\n  hint: remove it first (ucms plugin remove {id}), or install a different version"
     )]
     AlreadyInstalled { id: String, version: String },
@@ -97,6 +101,7 @@ impl PluginError {
             Self::Limits(_) => "limit_above_ceiling",
             Self::Settings(_) => "invalid_settings",
             Self::Link(_) => "link_failed",
+            Self::Declaration(_) => "declaration_failed",
             Self::AlreadyInstalled { .. } => "already_installed",
             Self::NotInstalled(_) => "plugin_not_found",
             Self::HookRefused { .. } => "hook_refused",

@@ -489,6 +489,9 @@ impl PluginManager {
             })
             .map_err(|e| PluginError::Storage(e.into()))?;
             journal.after_switch();
+            if purge {
+                self.purge_data(id).await;
+            }
             self.services.metrics.forget_plugin(id);
             self.replace_slot(id, None);
             let dir = self.data.root().join("plugins").join(id);
@@ -517,6 +520,21 @@ impl PluginManager {
             Err(e) => journal.fail(&e.to_string()).await,
         }
         result
+    }
+
+    /// Deletes what a removed plugin stored outside the switch transaction: documents (their
+    /// tables), blobs (objects in files or S3) and cached entries. Failures are logged; the plugin
+    /// is already gone, and a later purge of the same id finds less to do.
+    async fn purge_data(&self, id: &str) {
+        if let Err(e) = self.services.documents.drop_plugin(id).await {
+            tracing::warn!(plugin = id, error = %e, "cannot delete the plugin's documents");
+        }
+        if let Err(e) = self.services.blobs.drop_plugin(id).await {
+            tracing::warn!(plugin = id, error = %e, "cannot delete the plugin's blobs");
+        }
+        if let Err(e) = self.services.cache.clear(id).await {
+            tracing::warn!(plugin = id, error = %e, "cannot clear the plugin's cache");
+        }
     }
 
     /// Enables or disables a plugin; a disabled plugin keeps its data but serves nothing.

@@ -26,6 +26,8 @@ pub struct HttpCall {
     pub query: Vec<(String, String)>,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// On an upload route: the files the host stored in the plugin's blobs.
+    pub uploads: Vec<http_handler::Upload>,
 }
 
 /// A plugin's response, checked.
@@ -167,6 +169,7 @@ impl LoadedPlugin {
             body: call.body,
             principal: crate::capabilities::auth::to_wit(&principal),
             request_id: request_id.to_string(),
+            uploads: call.uploads,
         };
         let response = self
             .invoker
@@ -176,12 +179,7 @@ impl LoadedPlugin {
                 request_id,
                 ctx.limits.timeout(),
                 move |store, plugin| {
-                    Box::pin(async move {
-                        plugin
-                            .ucms_plugin_http_handler()
-                            .call_handle(store, &request)
-                            .await
-                    })
+                    Box::pin(async move { plugin.handle_http(store, &request).await })
                 },
             )
             .await?;
@@ -254,12 +252,7 @@ impl LoadedPlugin {
                 &request_id,
                 self.ctx().limits.timeout(),
                 move |store, plugin| {
-                    Box::pin(async move {
-                        plugin
-                            .ucms_plugin_event_handler()
-                            .call_handle(store, &raw)
-                            .await
-                    })
+                    Box::pin(async move { plugin.handle_event(store, &raw).await })
                 },
             )
             .await;
@@ -290,13 +283,12 @@ impl LoadedPlugin {
                 move |store, plugin| {
                     store.data_mut().staging = staging;
                     Box::pin(async move {
-                        let lifecycle = plugin.ucms_plugin_lifecycle();
                         match hook {
-                            Lifecycle::Install => lifecycle.call_install(store).await,
+                            Lifecycle::Install => plugin.install(store).await,
                             Lifecycle::Upgrade { previous } => {
-                                lifecycle.call_upgrade(store, &previous).await
+                                plugin.upgrade(store, &previous).await
                             }
-                            Lifecycle::Uninstall => lifecycle.call_uninstall(store).await,
+                            Lifecycle::Uninstall => plugin.uninstall(store).await,
                         }
                     })
                 },

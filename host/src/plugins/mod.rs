@@ -420,6 +420,86 @@ impl PluginManager {
         PluginSource::new(manifest_text.to_string(), wasm, dir.display().to_string())
     }
 
+    /// The plugin's document quota, and the indexes and full-text search its manifest declares,
+    /// created (idempotently) before it first runs. An index that existing documents violate
+    /// refuses the plugin with the store's report.
+    async fn prepare_documents(
+        &self,
+        manifest: &Manifest,
+        grant: &ucms_manifest::DocumentsGrant,
+    ) -> Result<capabilities::documents::DocumentsState, PluginError> {
+        let site = &self.config.documents;
+        let quota = ucms_documents::Quota {
+            max_documents: Some(
+                grant
+                    .max_documents
+                    .unwrap_or(site.default_max_documents)
+                    .min(site.ceiling_max_documents),
+            ),
+            max_bytes: Some(
+                grant
+                    .max_mib
+                    .unwrap_or(site.default_max_mib)
+                    .min(site.ceiling_max_mib)
+                    .saturating_mul(1024 * 1024),
+            ),
+        };
+        let store = &self.services.documents;
+        let plugin = manifest.id.as_str();
+        let declared = |what: String, e: ucms_documents::DocError| {
+            PluginError::Declaration(format!("{what}: {e}"))
+        };
+        for index in &grant.indexes {
+            let scope = ucms_documents::Scope {
+                plugin,
+                collection: &index.collection,
+            };
+            let fields = index
+                .fields
+                .iter()
+                .map(|f| ucms_documents::Path::parse(f))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| {
+                    declared(
+                        format!("index '{}' of '{}'", index.name, index.collection),
+                        e,
+                    )
+                })?;
+            let spec = ucms_documents::IndexSpec {
+                name: index.name.clone(),
+                fields,
+                unique: index.unique,
+            };
+            store.ensure_index(scope, &spec).await.map_err(|e| {
+                declared(
+                    format!("index '{}' of '{}'", index.name, index.collection),
+                    e,
+                )
+            })?;
+        }
+        for search in &grant.search {
+            let scope = ucms_documents::Scope {
+                plugin,
+                collection: &search.collection,
+            };
+            let fields = search
+                .fields
+                .iter()
+                .map(|f| ucms_documents::Path::parse(f))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| declared(format!("full-text search of '{}'", search.collection), e))?;
+            let spec = ucms_documents::SearchSpec {
+                fields,
+                language: search.language.clone(),
+            };
+            store
+                .ensure_search(scope, &spec)
+                .await
+                .map_err(|e| declared(format!("full-text search of '{}'", search.collection), e))?;
+        }
+        Ok(capabilities::documents::DocumentsState { quota })
+    }
+
     /// Validates a plugin and prepares it to run, without installing anything.
     pub async fn prepare(&self, source: &PluginSource) -> Result<LoadedPlugin, PluginError> {
         let manifest = &source.manifest;
@@ -453,6 +533,15 @@ impl PluginManager {
             ),
             None => None,
         };
+        let documents = match &manifest.capabilities.documents {
+            Some(grant) => Some(self.prepare_documents(manifest, grant).await?),
+            None => None,
+        };
+        let blobs = manifest
+            .capabilities
+            .blobs
+            .as_ref()
+            .map(|grant| blobs_state(&self.config.blobs, grant));
         let ctx = Arc::new(PluginContext {
             id: manifest.id.clone(),
             manifest: manifest.clone(),
@@ -463,6 +552,8 @@ impl PluginManager {
                 log: capabilities::log::LogLimiter::new(site.log_lines_per_sec),
                 settings,
                 http,
+                documents,
+                blobs,
             },
         });
         let mut linker = Linker::new(self.runtime.engine());
@@ -517,5 +608,26 @@ impl Subscribers for PluginManager {
             Some(plugin) => plugin.handle_event(event).await,
             None => DeliveryOutcome::NotNow,
         }
+    }
+}
+
+/// The plugin's blob quota and largest blob: what the manifest asks for, or the site's default,
+/// within the site's ceilings.
+fn blobs_state(
+    site: &crate::config::BlobsConfig,
+    grant: &ucms_manifest::BlobsGrant,
+) -> capabilities::blobs::BlobsState {
+    const MIB: u64 = 1024 * 1024;
+    capabilities::blobs::BlobsState {
+        quota_bytes: grant
+            .max_mib
+            .unwrap_or(site.default_max_mib)
+            .min(site.ceiling_max_mib)
+            .saturating_mul(MIB),
+        max_blob_bytes: grant
+            .max_blob_mib
+            .unwrap_or(site.default_max_blob_mib)
+            .min(site.ceiling_max_blob_mib)
+            .saturating_mul(MIB),
     }
 }

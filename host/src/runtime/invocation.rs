@@ -22,13 +22,16 @@ use super::PluginContext;
 use super::limits::{DeadlineExceeded, MemoryLimitExceeded, StoreLimiter};
 use super::output::CapturedOutput;
 use crate::capabilities::auth::{AuthCtx, AuthView};
+use crate::capabilities::blobs::{BlobsCtx, BlobsView};
+use crate::capabilities::cache::{CacheCtx, CacheView};
 use crate::capabilities::config::{ConfigView, PluginSettings};
+use crate::capabilities::documents::{DocumentsCtx, DocumentsView};
 use crate::capabilities::events::{EventsCtx, EventsView, StagedEvents};
 use crate::capabilities::http_client::{HttpClientView, HttpCtx};
 use crate::capabilities::kv::{KvBackend, KvCtx, KvView, StagedKv};
 use crate::capabilities::log::{LogCtx, LogView};
 use crate::identity::Principal;
-use crate::wit::latest::{Plugin, PluginPre};
+use crate::wit::{Plugin, PluginPre};
 
 /// Bytes of a guest's stdout and stderr kept per invocation, for the log.
 const OUTPUT_CAPTURE: usize = 16 * 1024;
@@ -68,6 +71,8 @@ pub struct InvocationState {
     pub(crate) deadline: Instant,
     /// Set for `install` and `upgrade` hooks: their kv writes and events wait for the switch.
     pub(crate) staging: Option<Staging>,
+    /// Blob writers and readers open in this invocation.
+    pub(crate) open_blob_handles: usize,
     limiter: StoreLimiter,
     wasi: WasiCtx,
     table: ResourceTable,
@@ -118,14 +123,63 @@ impl ConfigView for InvocationState {
 
 impl EventsView for InvocationState {
     fn events(&mut self) -> EventsCtx<'_> {
+        events_ctx(&self.plugin, self.staging.as_ref())
+    }
+}
+
+fn events_ctx<'a>(plugin: &'a PluginContext, staging: Option<&'a Staging>) -> EventsCtx<'a> {
+    EventsCtx {
+        plugin: plugin.id.as_str(),
+        grant: plugin.manifest.capabilities.events.as_ref(),
+        bus: &plugin.services.events,
+        metrics: &plugin.services.metrics,
+        max_payload: plugin.services.limits.event_max_payload,
+        staged: staging.map(|s| &*s.events),
+    }
+}
+
+impl DocumentsView for InvocationState {
+    fn documents(&mut self) -> DocumentsCtx<'_> {
         let plugin = &*self.plugin;
-        EventsCtx {
+        DocumentsCtx {
             plugin: plugin.id.as_str(),
-            grant: plugin.manifest.capabilities.events.as_ref(),
-            bus: &plugin.services.events,
+            store: &plugin.services.documents,
+            state: plugin
+                .caps
+                .documents
+                .as_ref()
+                .expect("documents is linked only for plugins granted it"),
             metrics: &plugin.services.metrics,
-            max_payload: plugin.services.limits.event_max_payload,
-            staged: self.staging.as_ref().map(|s| &*s.events),
+            events: events_ctx(plugin, self.staging.as_ref()),
+        }
+    }
+}
+
+impl BlobsView for InvocationState {
+    fn blobs(&mut self) -> BlobsCtx<'_> {
+        let plugin = &*self.plugin;
+        BlobsCtx {
+            plugin: plugin.id.as_str(),
+            store: &plugin.services.blobs,
+            state: plugin
+                .caps
+                .blobs
+                .expect("blobs is linked only for plugins granted it"),
+            metrics: &plugin.services.metrics,
+            table: &mut self.table,
+            open_handles: &mut self.open_blob_handles,
+        }
+    }
+}
+
+impl CacheView for InvocationState {
+    fn cache(&mut self) -> CacheCtx<'_> {
+        let plugin = &*self.plugin;
+        CacheCtx {
+            plugin: plugin.id.as_str(),
+            backend: &*plugin.services.cache,
+            limits: &plugin.services.cache_limits,
+            metrics: &plugin.services.metrics,
         }
     }
 }
@@ -327,6 +381,7 @@ impl Invoker {
             outbound_requests: 0,
             deadline,
             staging: None,
+            open_blob_handles: 0,
             limiter: StoreLimiter::new(self.ctx.limits.memory_bytes()),
             wasi,
             table: ResourceTable::new(),

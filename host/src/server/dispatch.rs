@@ -100,26 +100,25 @@ pub async fn handle(State(site): State<Site>, request: Request) -> Result<Respon
         )?;
     }
 
-    let limit = plugin.ctx().limits.max_request_body();
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "request_body_too_large",
-            format!("the request body is over this route's limit of {limit} bytes"),
+    let upload_route = matched.route.upload;
+    let (body, uploads) = if upload_route {
+        let state = plugin
+            .ctx()
+            .caps
+            .blobs
+            .expect("the manifest grants blobs to plugins with upload routes");
+        let uploaded = super::blob_http::receive(
+            plugin_id,
+            &plugin.ctx().services.blobs,
+            state,
+            &parts.headers,
+            body,
         )
+        .await?;
+        (uploaded.body, uploaded.uploads)
+    } else {
+        (read_body(&plugin, &parts.headers, body).await?, Vec::new())
     };
-    if parts
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-        .is_some_and(|len| len > limit)
-    {
-        return Err(too_large());
-    }
-    let body = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| too_large())?;
 
     let route_index = matched.index;
     let params = matched
@@ -160,10 +159,57 @@ pub async fn handle(State(site): State<Site>, request: Request) -> Result<Respon
         params,
         query,
         headers,
-        body: body.to_vec(),
+        body,
+        uploads: uploads.clone(),
     };
-    let response = plugin.handle_http(principal, &request_id, call).await?;
+    let response = plugin.handle_http(principal, &request_id, call).await;
+    if !uploads.is_empty() && !response.as_ref().is_ok_and(|r| r.status.is_success()) {
+        super::blob_http::discard(plugin_id, &plugin.ctx().services.blobs, &uploads).await;
+    }
+    let response = response?;
+    if response.headers.contains_key(super::blob_http::BLOB_HEADER)
+        && plugin.ctx().caps.blobs.is_some()
+        && response.status.is_success()
+    {
+        return super::blob_http::stream_blob(
+            plugin_id,
+            &plugin.ctx().services.blobs,
+            response.status,
+            response.headers,
+        )
+        .await;
+    }
+    let mut headers = response.headers;
+    headers.remove(super::blob_http::BLOB_HEADER);
     let mut out = (response.status, Body::from(response.body)).into_response();
-    out.headers_mut().extend(response.headers);
+    out.headers_mut().extend(headers);
     Ok(out)
+}
+
+/// The body of an ordinary route, up to the plugin's limit.
+async fn read_body(
+    plugin: &crate::plugins::LoadedPlugin,
+    headers: &http::HeaderMap,
+    body: Body,
+) -> Result<Vec<u8>, ApiError> {
+    let limit = plugin.ctx().limits.max_request_body();
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request_body_too_large",
+            format!("the request body is over this route's limit of {limit} bytes"),
+        )
+    };
+    if headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .is_some_and(|len| len > limit)
+    {
+        return Err(too_large());
+    }
+    let body = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| too_large())?;
+    Ok(body.to_vec())
 }

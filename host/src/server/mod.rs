@@ -2,6 +2,7 @@
 //! `/api/{plugin-id}`.
 
 mod auth;
+mod blob_http;
 mod dispatch;
 mod error;
 mod host_api;

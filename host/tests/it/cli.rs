@@ -199,7 +199,7 @@ fn installing_a_plugin_with_an_undeclared_import_names_it() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("error: the component imports ucms:host/http-client@0.1.0, but ucms-plugin.toml does not grant `http-client`"),
+        stderr.contains("error: the component imports ucms:host/http-client@0.2.0, but ucms-plugin.toml does not grant `http-client`"),
         "{stderr}"
     );
     assert!(

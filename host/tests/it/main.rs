@@ -3,11 +3,14 @@
 //! storage on SQLite and on PostgreSQL.
 
 mod cli;
+mod data;
 mod egress;
 mod events;
 mod install;
 mod kv;
 mod lifecycle;
 mod routes;
+#[path = "../../blobs/tests/suite/s3_server.rs"]
+mod s3_server;
 mod sandbox;
 mod support;

@@ -248,6 +248,17 @@ impl TestSite {
         (status, headers, bytes.to_vec())
     }
 
+    /// Sends a request built by the caller (custom headers and bodies) through the router.
+    pub async fn send(&self, request: Request<Body>) -> (StatusCode, http::HeaderMap, Vec<u8>) {
+        let response = self.site.router().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, headers, bytes.to_vec())
+    }
+
     /// Serves the site on a loopback socket; returns its address.
     pub async fn serve(&self) -> SocketAddr {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

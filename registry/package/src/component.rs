@@ -177,6 +177,16 @@ pub fn check(
                         hint: format!("ucms:host has no interface '{iface}'"),
                     });
                 };
+                if version < capability.since() {
+                    return Err(ComponentError::UnsupportedImport {
+                        interface: name.clone(),
+                        supported: supported_list,
+                        hint: format!(
+                            "ucms:host/{iface} exists since ucms:host {}; rebuild the plugin with a current SDK",
+                            capability.since()
+                        ),
+                    });
+                }
                 if !manifest.capabilities.grants(capability) {
                     return Err(ComponentError::UndeclaredImport {
                         interface: name.clone(),
@@ -211,6 +221,21 @@ pub fn check(
         if !found {
             return Err(ComponentError::MissingExport(format!(
                 "ucms:plugin/{required}@{newest}"
+            )));
+        }
+    }
+    // Upload routes hand the plugin `uploads`, which a 0.1.0 handler has no field for.
+    let uploads_since = Version::new(0, 2, 0);
+    if let Some(route) = manifest.routes.iter().find(|r| r.upload) {
+        let handler = info.exports.iter().find_map(|name| {
+            parse_interface(name)
+                .filter(|(p, i, _)| *p == "ucms:plugin" && *i == "http-handler")
+                .and_then(|(_, _, v)| v)
+        });
+        if handler.is_some_and(|v| v < uploads_since) {
+            return Err(ComponentError::Unsupported(format!(
+                "route {} {} is an upload route, which needs ucms:plugin {uploads_since} or later, but the component was built for an older API\n  hint: rebuild the plugin with a current SDK",
+                route.method, route.path
             )));
         }
     }

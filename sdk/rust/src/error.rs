@@ -6,8 +6,11 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// An error a handler returns; it becomes a JSON error response
 /// (`{"error": {"code": "...", "message": "..."}}`) with its status code.
 ///
-/// Host-call failures convert into it with `?`: a storage outage becomes a 503, a quota breach a
-/// 507, an invalid key a 500 (it is the plugin's bug, not the caller's).
+/// Host-call failures convert into it with `?`, each module documenting its statuses and codes: a
+/// storage outage becomes a 503, a quota breach a 507, a stale revision or a taken unique value a
+/// 409, a missing document a 404, an invalid kv or cache key a 500 (it is the plugin's bug, not
+/// the caller's) but an invalid document filter or cursor a 400 (it usually comes from the
+/// caller). Match on [`Error::code`] to answer in your own words.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
     status: u16,

@@ -1,11 +1,16 @@
 //! Write UCMS plugins in Rust.
 //!
 //! A UCMS plugin is a WebAssembly component that the UCMS host runs in a sandbox, one fresh instance
-//! per request or event. This crate wraps the generated `ucms:plugin@0.1.0` bindings in a small,
+//! per request or event. This crate wraps the generated `ucms:plugin@0.2.0` bindings in a small,
 //! typed API:
 //!
 //! - [`Router`], [`Request`], [`Response`] and [`Error`] serve the routes your manifest declares;
 //! - [`kv`] stores typed values (serde) in the plugin's private key-value store;
+//! - [`documents`] stores typed JSON documents in collections, with revisions, filters, sorting,
+//!   cursors, full-text search and all-or-nothing batches;
+//! - [`blobs`] stores files (uploads, exports) in chunks, and [`Request::uploads`] hands over the
+//!   ones the host streamed in on an `upload = true` route;
+//! - [`cache`] keeps expensive results for a while, with tags to drop groups of them at once;
 //! - [`events`] publishes events, and [`Plugin::on_event`] receives the ones you subscribe to;
 //! - [`auth`] tells who is calling and checks your plugin's permissions;
 //! - [`config`] reads the settings and secrets the site owner set;
@@ -51,7 +56,10 @@
 #![allow(unsafe_code)]
 
 pub mod auth;
+pub mod blobs;
+pub mod cache;
 pub mod config;
+pub mod documents;
 mod error;
 pub mod events;
 pub mod http;
@@ -64,20 +72,20 @@ mod router;
 pub use auth::Principal;
 pub use error::{Error, Result};
 pub use events::Event;
-pub use request::Request;
+pub use request::{Request, RequestBuilder, Upload};
 pub use response::Response;
 pub use router::Router;
 
 /// The `ucms:host` API version this SDK targets, stamped into every component it exports.
-pub const API_VERSION: &str = "0.1.0";
+pub const API_VERSION: &str = "0.2.0";
 
 /// The raw bindings generated from the UCMS WIT files. Prefer the typed API of this crate; these are
 /// here for what it does not cover yet.
 #[allow(missing_docs, clippy::all)]
 pub mod bindings {
     wit_bindgen::generate!({
-        world: "ucms:plugin/plugin@0.1.0",
-        path: ["../../wit/v0.1.0/host", "../../wit/v0.1.0/plugin"],
+        world: "ucms:plugin/plugin@0.2.0",
+        path: ["../../wit/v0.2.0/host", "../../wit/v0.2.0/plugin"],
         pub_export_macro: true,
         export_macro_name: "__export_plugin_world",
         default_bindings_module: "ucms_sdk::bindings",

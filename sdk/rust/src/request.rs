@@ -1,7 +1,23 @@
 use serde::de::DeserializeOwned;
 
 use crate::bindings::exports::ucms::plugin::http_handler;
+use crate::blobs::BlobInfo;
 use crate::{Error, Principal, Result};
+
+/// A file the host streamed into the plugin's blobs before calling the handler, on a route the
+/// manifest declares with `upload = true`.
+///
+/// The blob is already stored under [`BlobInfo::key`]; keep it, read it with
+/// [`crate::blobs::get`] or [`crate::blobs::reader`], or delete it with [`crate::blobs::delete`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    /// The multipart form field it came in, or `body` for a raw (non-multipart) upload.
+    pub field: String,
+    /// The file name the client gave, if any. Never trust it as a path.
+    pub filename: Option<String>,
+    /// Where it is stored, with its size, content type and SHA-256.
+    pub blob: BlobInfo,
+}
 
 /// An HTTP request the host routed to this plugin, after authenticating the caller and checking the
 /// route's permission.
@@ -16,6 +32,7 @@ pub struct Request {
     body: Vec<u8>,
     principal: Principal,
     request_id: String,
+    uploads: Vec<Upload>,
 }
 
 impl Request {
@@ -30,6 +47,15 @@ impl Request {
             body: raw.body,
             principal: Principal::from_raw(raw.principal),
             request_id: raw.request_id,
+            uploads: raw
+                .uploads
+                .into_iter()
+                .map(|u| Upload {
+                    field: u.field,
+                    filename: u.filename,
+                    blob: BlobInfo::from_raw(u.blob),
+                })
+                .collect(),
         }
     }
 
@@ -45,6 +71,7 @@ impl Request {
             body: Vec::new(),
             principal: Principal::Anonymous,
             request_id: String::new(),
+            uploads: Vec::new(),
         })
     }
 
@@ -114,6 +141,38 @@ impl Request {
     pub fn request_id(&self) -> &str {
         &self.request_id
     }
+
+    /// On a route declared with `upload = true`: the files the host already stored in the
+    /// plugin's blobs, in the order they came. Empty on other routes.
+    ///
+    /// For a multipart form, [`Request::body`] then holds the other form fields as a JSON object
+    /// of strings (read it with `req.json::<HashMap<String, String>>()`); for a raw upload there is
+    /// one upload named `body`.
+    ///
+    /// ```no_run
+    /// use ucms_sdk::{Error, Request, Response, Result};
+    ///
+    /// fn upload(req: Request) -> Result<Response> {
+    ///     let file = req
+    ///         .uploads()
+    ///         .first()
+    ///         .ok_or_else(|| Error::bad_request("send a file"))?;
+    ///     Ok(Response::json(&serde_json::json!({
+    ///         "key": file.blob.key,
+    ///         "size": file.blob.size,
+    ///         "content_type": file.blob.content_type,
+    ///     }))
+    ///     .with_status(201))
+    /// }
+    /// ```
+    pub fn uploads(&self) -> &[Upload] {
+        &self.uploads
+    }
+
+    /// The first upload that came in form field `field` (`body` for a raw upload).
+    pub fn upload(&self, field: &str) -> Option<&Upload> {
+        self.uploads.iter().find(|u| u.field == field)
+    }
 }
 
 /// Builds a [`Request`] for a unit test.
@@ -145,6 +204,10 @@ impl RequestBuilder {
     }
     pub fn principal(mut self, principal: Principal) -> Self {
         self.0.principal = principal;
+        self
+    }
+    pub fn upload(mut self, upload: Upload) -> Self {
+        self.0.uploads.push(upload);
         self
     }
     pub fn build(self) -> Request {

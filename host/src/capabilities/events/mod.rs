@@ -119,6 +119,80 @@ pub fn add_to_linker<T: EventsView + 'static>(linker: &mut Linker<T>) -> wasmtim
     wit::add_to_linker::<T, Events>(linker, T::events)
 }
 
+/// A publish error as one sentence, for messages that wrap it.
+pub fn describe(error: &PublishError) -> String {
+    match error {
+        PublishError::NotPermitted(m) | PublishError::Invalid(m) | PublishError::Unavailable(m) => {
+            m.clone()
+        }
+    }
+}
+
+impl EventsCtx<'_> {
+    /// Checks an event the plugin wants to publish and gives it an id: the rules of `publish`.
+    pub fn prepare(
+        &self,
+        topic: String,
+        key: Option<String>,
+        payload: Vec<u8>,
+    ) -> Result<NewEvent, PublishError> {
+        if !ucms_manifest::is_valid_topic(&topic) {
+            return Err(PublishError::Invalid(format!(
+                "'{topic}' is not a topic: use dot-separated lower-case segments such as 'orders.placed'"
+            )));
+        }
+        if !self.grant.is_some_and(|g| g.may_publish(&topic)) {
+            return Err(PublishError::NotPermitted(format!(
+                "the manifest does not grant publishing to '{topic}'; add it to [capabilities.events] publish"
+            )));
+        }
+        if key.as_ref().is_some_and(|k| k.len() > MAX_KEY_BYTES) {
+            return Err(PublishError::Invalid(format!(
+                "ordering keys are at most {MAX_KEY_BYTES} bytes"
+            )));
+        }
+        if payload.len() > self.max_payload {
+            return Err(PublishError::Invalid(format!(
+                "the payload is {} bytes; events carry at most {} bytes",
+                payload.len(),
+                self.max_payload
+            )));
+        }
+        Ok(NewEvent {
+            id: uuid::Uuid::now_v7().to_string(),
+            topic,
+            key,
+            payload,
+            source: self.plugin.to_string(),
+            published_at: crate::db::now_ms(),
+        })
+    }
+
+    /// Events to write into the outbox inside another capability's transaction (a documents
+    /// batch), with their subscribers resolved now.
+    pub fn in_transaction(&self, events: Vec<NewEvent>) -> outbox::InTransaction {
+        let events = events
+            .into_iter()
+            .map(|e| {
+                let subscribers = self.bus.subscriptions.subscribers(&e.topic);
+                (e, subscribers)
+            })
+            .collect();
+        outbox::InTransaction::new(events)
+    }
+
+    /// After the transaction holding `published` events committed: count them and wake the
+    /// dispatcher.
+    pub fn after_commit(&self, published: usize) {
+        if published > 0 {
+            for _ in 0..published {
+                self.metrics.event_published(self.plugin, 0);
+            }
+            self.bus.wake.notify_one();
+        }
+    }
+}
+
 impl wit::Host for EventsCtx<'_> {
     async fn publish(
         &mut self,
@@ -126,37 +200,11 @@ impl wit::Host for EventsCtx<'_> {
         key: Option<String>,
         payload: Vec<u8>,
     ) -> wasmtime::Result<Result<String, PublishError>> {
-        if !ucms_manifest::is_valid_topic(&topic) {
-            return Ok(Err(PublishError::Invalid(format!(
-                "'{topic}' is not a topic: use dot-separated lower-case segments such as 'orders.placed'"
-            ))));
-        }
-        if !self.grant.is_some_and(|g| g.may_publish(&topic)) {
-            return Ok(Err(PublishError::NotPermitted(format!(
-                "the manifest does not grant publishing to '{topic}'; add it to [capabilities.events] publish"
-            ))));
-        }
-        if key.as_ref().is_some_and(|k| k.len() > MAX_KEY_BYTES) {
-            return Ok(Err(PublishError::Invalid(format!(
-                "ordering keys are at most {MAX_KEY_BYTES} bytes"
-            ))));
-        }
-        if payload.len() > self.max_payload {
-            return Ok(Err(PublishError::Invalid(format!(
-                "the payload is {} bytes; events carry at most {} bytes",
-                payload.len(),
-                self.max_payload
-            ))));
-        }
-        let now = crate::db::now_ms();
-        let event = NewEvent {
-            id: uuid::Uuid::now_v7().to_string(),
-            topic,
-            key,
-            payload,
-            source: self.plugin.to_string(),
-            published_at: now,
+        let event = match self.prepare(topic, key, payload) {
+            Ok(event) => event,
+            Err(e) => return Ok(Err(e)),
         };
+        let now = event.published_at;
         if let Some(staged) = self.staged {
             let id = event.id.clone();
             return Ok(staged.push(event).map(|()| id));

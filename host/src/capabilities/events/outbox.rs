@@ -333,3 +333,66 @@ impl OutboxBackend for SqlOutbox {
             .collect())
     }
 }
+
+/// Events (with their subscribers) to write inside another capability's transaction: a
+/// documents batch commits its writes and these events together, or neither.
+#[derive(Debug, Default)]
+pub struct InTransaction {
+    events: Vec<(NewEvent, Vec<String>)>,
+}
+
+impl InTransaction {
+    pub fn new(events: Vec<(NewEvent, Vec<String>)>) -> Self {
+        Self { events }
+    }
+
+    /// Events that will be published.
+    pub fn count(&self) -> usize {
+        self.events.len()
+    }
+
+    /// The statements to run in the transaction; none when there is nothing to store (an event
+    /// nobody subscribes to is published without being stored, as by `events.publish`).
+    pub fn into_hook(self) -> Option<ucms_documents::AlsoInTx> {
+        let events: Vec<_> = self
+            .events
+            .into_iter()
+            .filter(|(_, subscribers)| !subscribers.is_empty())
+            .collect();
+        if events.is_empty() {
+            return None;
+        }
+        Some(Box::new(move |tx: &mut ucms_db::Tx| {
+            Box::pin(async move {
+                macro_rules! insert {
+                    ($tx:expr) => {{
+                        for (event, subscribers) in &events {
+                            let (seq,): (i64,) = sqlx::query_as(INSERT_EVENT)
+                                .bind(&event.id)
+                                .bind(&event.topic)
+                                .bind(&event.key)
+                                .bind(&event.payload)
+                                .bind(&event.source)
+                                .bind(event.published_at)
+                                .fetch_one(&mut **$tx)
+                                .await?;
+                            for subscriber in subscribers {
+                                sqlx::query(INSERT_DELIVERY)
+                                    .bind(seq)
+                                    .bind(subscriber)
+                                    .bind(event.published_at)
+                                    .execute(&mut **$tx)
+                                    .await?;
+                            }
+                        }
+                    }};
+                }
+                match tx {
+                    ucms_db::Tx::Sqlite(tx) => insert!(tx),
+                    ucms_db::Tx::Postgres(tx) => insert!(tx),
+                }
+                Ok(())
+            })
+        }))
+    }
+}

@@ -25,6 +25,7 @@ impl Plugin for Misbehave {
             .post("/echo", |req| {
                 Ok(Response::new(200).with_body(req.body().to_vec()))
             })
+            .post("/data/{case}", data_abuse)
     }
 
     /// Announces itself and records a schema version, and checks that it reads back what it wrote before the host
@@ -133,3 +134,102 @@ fn publish(req: Request) -> Result<Response> {
 }
 
 ucms_sdk::export!(Misbehave);
+
+/// Abuses the data capabilities in one way per `case`, below the SDK (raw WIT values), and
+/// answers with the error the host gave: `{"error": "<variant>: <message>"}`, or `{"ok": ...}`.
+fn data_abuse(req: Request) -> Result<Response> {
+    use ucms_sdk::bindings::ucms::host::blobs as b;
+    use ucms_sdk::bindings::ucms::host::documents as d;
+
+    fn doc_error(e: d::DocumentError) -> String {
+        match e {
+            d::DocumentError::Invalid(m) => format!("invalid: {m}"),
+            d::DocumentError::QuotaExceeded(m) => format!("quota-exceeded: {m}"),
+            other => format!("other: {other:?}"),
+        }
+    }
+    fn blob_error(e: b::BlobError) -> String {
+        match e {
+            b::BlobError::Invalid(m) => format!("invalid: {m}"),
+            b::BlobError::QuotaExceeded(m) => format!("quota-exceeded: {m}"),
+            b::BlobError::TooLarge(m) => format!("too-large: {m}"),
+            other => format!("other: {other:?}"),
+        }
+    }
+    let eq = |path: &str| {
+        d::FilterNode::Eq(d::Comparison {
+            path: path.into(),
+            value: "1".into(),
+        })
+    };
+    let count = |nodes: Vec<d::FilterNode>, root: u32| {
+        d::count("things", Some(&d::Filter { nodes, root })).map_err(doc_error)
+    };
+    let outcome: std::result::Result<serde_json::Value, String> =
+        match req.param("case").unwrap_or("") {
+            // One leaf used by every level: a tree of 2^60 leaves if the host expanded it.
+            "shared-node" => {
+                let mut nodes = vec![eq("a")];
+                for i in 0..60 {
+                    nodes.push(d::FilterNode::And(vec![i, i]));
+                }
+                count(nodes, 60).map(|n| json!(n))
+            }
+            "forward-child" => count(vec![d::FilterNode::Not(1), eq("a")], 0).map(|n| json!(n)),
+            "too-many-nodes" => {
+                let nodes: Vec<_> = (0..10_000).map(|_| eq("a")).collect();
+                count(nodes, 0).map(|n| json!(n))
+            }
+            "bad-path" => count(vec![eq("a..b")], 0).map(|n| json!(n)),
+            "bad-json" => d::insert("things", None, "{not json")
+                .map(|_| json!(null))
+                .map_err(doc_error),
+            "quota" => {
+                let mut last = Ok(json!(0));
+                for i in 0..20 {
+                    last = d::insert("things", None, &format!("{{\"n\":{i}}}"))
+                        .map(|_| json!(i))
+                        .map_err(doc_error);
+                    if last.is_err() {
+                        break;
+                    }
+                }
+                last
+            }
+            "big-chunk" => b::put("big", "application/octet-stream")
+                .map_err(blob_error)
+                .and_then(|w| w.write(&vec![0u8; 5 * 1024 * 1024]).map_err(blob_error))
+                .map(|()| json!(null)),
+            "many-writers" => {
+                let mut writers = Vec::new();
+                let mut result = Ok(json!(0));
+                for i in 0..40 {
+                    match b::put(&format!("w{i}"), "text/plain") {
+                        Ok(w) => writers.push(w),
+                        Err(e) => {
+                            result = Err(blob_error(e));
+                            break;
+                        }
+                    }
+                }
+                result
+            }
+            "blob-quota" => {
+                // 1 MiB chunks into a plugin whose quota is 2 MiB.
+                b::put("filler", "application/octet-stream")
+                    .map_err(blob_error)
+                    .and_then(|w| {
+                        for _ in 0..3 {
+                            w.write(&vec![1u8; 1024 * 1024]).map_err(blob_error)?;
+                        }
+                        w.finish().map_err(blob_error)
+                    })
+                    .map(|info| json!(info.size))
+            }
+            other => return Err(Error::not_found(format!("no case '{other}'"))),
+        };
+    Ok(Response::json(&match outcome {
+        Ok(v) => json!({ "ok": v }),
+        Err(e) => json!({ "error": e }),
+    }))
+}
