@@ -19,6 +19,7 @@ pub mod events;
 pub mod http_client;
 pub mod kv;
 pub mod log;
+mod since_v0_1_0;
 
 use ucms_manifest::Capability;
 use wasmtime::component::{HasData, Linker};
@@ -73,7 +74,7 @@ impl<T> HostView for T where
 /// every supported API version.
 pub fn link<T: HostView>(linker: &mut Linker<T>, granted: &[Capability]) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
-    crate::wit::v0_1_0::link(linker, granted)?;
+    since_v0_1_0::link(linker, granted)?;
     // `types` declares only types; every plugin may import it.
     types::add_to_linker::<T, TypesOnly>(linker, |_| TypesOnly)?;
     for capability in granted {

@@ -397,8 +397,8 @@ impl Response {
     /// A 200 response with the blob at `key` as its body, its content type, `etag` and
     /// `accept-ranges`; a 404 error when there is no such blob.
     ///
-    /// The body travels as one response, so it is bounded by the host's response limit (4 MiB
-    /// by default).
+    /// The bytes don't pass through the plugin: the response names the blob (header
+    /// [`BLOB_HEADER`]) and the host streams it to the client, so any size can be served.
     pub fn blob(key: &str) -> Result<Response> {
         let info = head(key)?.ok_or_else(|| no_blob(key))?;
         Ok(blob_response(200, &info))
