@@ -18,8 +18,8 @@ pub(crate) enum Conn<'c> {
 impl Conn<'_> {
     pub fn of(tx: &mut ucms_db::Tx) -> Conn<'_> {
         match tx {
-            ucms_db::Tx::Sqlite(tx) => Conn::Sqlite(&mut **tx),
-            ucms_db::Tx::Postgres(tx) => Conn::Postgres(&mut **tx),
+            ucms_db::Tx::Sqlite(tx) => Conn::Sqlite(tx),
+            ucms_db::Tx::Postgres(tx) => Conn::Postgres(tx),
         }
     }
 

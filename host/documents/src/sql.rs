@@ -251,13 +251,8 @@ pub(crate) fn pg_json_expr(path: &Path, column: &str) -> String {
     }
     let mut s = format!("({column}");
     for segment in path.segments() {
-        match segment {
-            Segment::Key(k) => {
-                let _ = write!(s, " -> '{k}'");
-            }
-            Segment::Index(i) => {
-                let _ = write!(s, " -> {i}");
-            }
+        if let Segment::Key(k) = segment {
+            let _ = write!(s, " -> '{k}'");
         }
     }
     s.push(')');

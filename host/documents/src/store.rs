@@ -40,10 +40,13 @@ impl std::fmt::Debug for Documents {
     }
 }
 
+/// (plugin, collection) → what we know of it, and since when.
+type Cache = HashMap<(String, String), (Arc<Collection>, Instant)>;
+
 struct Inner {
     db: Db,
     limits: Limits,
-    cache: Mutex<HashMap<(String, String), (Arc<Collection>, Instant)>>,
+    cache: Mutex<Cache>,
 }
 
 /// What we know of a collection.
@@ -71,8 +74,8 @@ enum Pooled {
 impl Pooled {
     fn conn(&mut self) -> Conn<'_> {
         match self {
-            Self::Sqlite(c) => Conn::Sqlite(&mut **c),
-            Self::Postgres(c) => Conn::Postgres(&mut **c),
+            Self::Sqlite(c) => Conn::Sqlite(c),
+            Self::Postgres(c) => Conn::Postgres(c),
         }
     }
 }
@@ -317,7 +320,6 @@ impl Documents {
             ))
             .await?;
         }
-        drop(conn);
         tx.commit().await?;
         // Created here or by someone else just now: read it back either way.
         let mut read = self.read().await?;
@@ -607,6 +609,12 @@ impl Documents {
             );
             let lines: Vec<String> = match conn.dialect() {
                 Dialect::Sqlite => {
+                    // An EXPLAIN opens no transaction, so it never notices that this pooled
+                    // connection's copy of the schema is out of date (an index created since):
+                    // read something first, which reloads it. (Real queries reload it anyway.)
+                    let _: Vec<(i64,)> = conn
+                        .fetch_all("SELECT count(*) FROM sqlite_schema", &[])
+                        .await?;
                     sql.text.insert_str(0, "EXPLAIN QUERY PLAN ");
                     let rows: Vec<(i64, i64, i64, String)> = conn.all(&sql).await?;
                     rows.into_iter().map(|r| r.3).collect()
@@ -801,7 +809,6 @@ impl Documents {
                 )
                 .await?;
             }
-            drop(conn);
             tx.commit().await?;
             self.forget(scope);
             Ok(())
@@ -825,7 +832,6 @@ impl Documents {
             if changed > 0 {
                 drop_search_objects(&mut conn, &c.table).await?;
             }
-            drop(conn);
             tx.commit().await?;
             self.forget(scope);
             Ok(changed > 0)
@@ -948,7 +954,6 @@ impl Documents {
                     e.into()
                 }
             })?;
-            drop(conn);
             tx.commit().await?;
             self.forget(scope);
             Ok(())
@@ -986,7 +991,6 @@ impl Documents {
                 &[Bind::Int(c.id), Bind::Text(name.to_owned())],
             )
             .await?;
-            drop(conn);
             tx.commit().await?;
             self.forget(scope);
             Ok(true)
@@ -1177,7 +1181,11 @@ impl Documents {
             .map(|(i, op)| self.prepare(op).map_err(|e| wrap(i, e)))
             .collect::<std::result::Result<_, _>>()?;
         let mut also = also;
-        for attempt in 0..2 {
+        // Runs of inserts go in multi-row statements; a unique index violation in one of them
+        // is redone one operation at a time, to name the operation.
+        let mut chunked = true;
+        let mut attempt = 0;
+        while attempt < 2 {
             // Collections first, each in its own short transaction: never while holding the
             // write transaction (SQLite has one writer connection).
             let mut names: Vec<&str> = prepared.iter().map(|p| p.collection).collect();
@@ -1199,14 +1207,15 @@ impl Documents {
                 collections.insert(name, c);
             }
             let outcome = self
-                .write_tx(plugin, quota, &prepared, &collections, &mut also)
+                .write_tx(plugin, quota, &prepared, &collections, &mut also, chunked)
                 .await;
             match outcome {
                 Ok(results) => return Ok(results),
-                Err((_, Fail::Stale)) if attempt == 0 => {
+                Err((None, Fail::Doc(DocError::Unique { .. }))) if chunked => chunked = false,
+                Err((_, Fail::Stale)) => {
                     self.forget_plugin(plugin);
+                    attempt += 1;
                 }
-                Err((_, Fail::Stale)) => break,
                 Err((Some(i), Fail::Doc(e))) => {
                     return Err(wrap(i, self.name_unique_index(plugin, e).await));
                 }
@@ -1295,6 +1304,7 @@ impl Documents {
         prepared: &[Prepared<'_>],
         collections: &HashMap<&str, Option<Arc<Collection>>>,
         also: &mut Option<AlsoInTx>,
+        chunked: bool,
     ) -> std::result::Result<Vec<WriteResult>, (Option<usize>, Fail)> {
         let whole = |e: Fail| (None, e);
         let mut tx = self.inner.db.begin().await.map_err(|e| whole(e.into()))?;
@@ -1303,14 +1313,32 @@ impl Documents {
         let mut delta = Delta::default();
         {
             let mut conn = Conn::of(&mut tx);
-            for (i, p) in prepared.iter().enumerate() {
+            let mut i = 0;
+            while i < prepared.len() {
+                let p = &prepared[i];
                 let c = collections.get(p.collection).and_then(Option::as_deref);
+                let run = if chunked {
+                    insert_run(&prepared[i..])
+                } else {
+                    1
+                };
+                if run > 1
+                    && let Some(c) = c
+                {
+                    let d = insert_chunk(&mut conn, c, &prepared[i..i + run], now, &mut results)
+                        .await
+                        .map_err(|(k, e)| (k.map(|k| i + k), e))?;
+                    delta.add(d);
+                    i += run;
+                    continue;
+                }
                 let (result, d) = self
                     .apply(&mut conn, c, p, now)
                     .await
                     .map_err(|e| (Some(i), e))?;
                 delta.add(d);
                 results.push(result);
+                i += 1;
             }
             if delta.documents != 0 || delta.bytes != 0 {
                 apply_usage(&mut conn, plugin, quota, delta)
@@ -1581,7 +1609,6 @@ impl Documents {
         }
         .await
         .map_err(fail_to_doc)?;
-        drop(conn);
         tx.commit().await.map_err(unavailable)?;
         self.forget(scope);
         Ok(result)
@@ -1611,7 +1638,6 @@ impl Documents {
         }
         .await
         .map_err(fail_to_doc)?;
-        drop(conn);
         tx.commit().await.map_err(unavailable)?;
         self.forget_plugin(plugin);
         Ok(())
@@ -1707,6 +1733,106 @@ async fn current(
         created_at,
         data,
     }))
+}
+
+/// Most inserts in one multi-row statement, and most bytes of documents in it.
+const CHUNK_DOCUMENTS: usize = 500;
+const CHUNK_BYTES: usize = 4 << 20;
+
+/// How many operations from the start of `ops` are inserts into the same collection that can go
+/// in one statement.
+fn insert_run(ops: &[Prepared<'_>]) -> usize {
+    let Some(first) = ops.first() else { return 0 };
+    let mut bytes = 0;
+    ops.iter()
+        .take(CHUNK_DOCUMENTS)
+        .take_while(|p| match &p.kind {
+            Kind::Insert { text, .. } if p.collection == first.collection => {
+                bytes += text.len();
+                bytes <= CHUNK_BYTES || bytes == text.len()
+            }
+            _ => false,
+        })
+        .count()
+}
+
+/// Inserts a run of documents with one statement. An error comes with the index (in `ops`) of
+/// the insert that caused it when that is known; a unique index violation is not pinned to one
+/// (the caller redoes the batch one operation at a time).
+async fn insert_chunk(
+    conn: &mut Conn<'_>,
+    c: &Collection,
+    ops: &[Prepared<'_>],
+    now: i64,
+    results: &mut Vec<WriteResult>,
+) -> std::result::Result<Delta, (Option<usize>, Fail)> {
+    let mut rows = String::from("[");
+    let mut docs = Vec::with_capacity(ops.len());
+    let mut delta = Delta::default();
+    for (k, p) in ops.iter().enumerate() {
+        let Kind::Insert { id, text, data } = &p.kind else {
+            unreachable!("a run holds inserts only")
+        };
+        let id = id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        if k > 0 {
+            rows.push(',');
+        }
+        rows.push('[');
+        rows.push_str(&serde_json::to_string(&id).expect("strings encode"));
+        rows.push_str(&format!(",{},", text.len()));
+        rows.push_str(text);
+        rows.push(']');
+        delta.add(Delta {
+            documents: 1,
+            bytes: text.len() as i64,
+        });
+        docs.push(Document {
+            id,
+            revision: 1,
+            data: (*data).clone(),
+            created_at_ms: now,
+            updated_at_ms: now,
+        });
+    }
+    rows.push(']');
+    let sql = match conn.dialect() {
+        Dialect::Sqlite => format!(
+            "INSERT INTO {} (id, revision, size, created_at, updated_at, data) \
+             SELECT e.value ->> 0, 1, e.value ->> 1, $2, $2, jsonb(e.value -> 2) FROM json_each($1) AS e WHERE true \
+             ON CONFLICT (id) DO NOTHING RETURNING id",
+            c.table
+        ),
+        Dialect::Postgres => format!(
+            "INSERT INTO {} (id, revision, size, created_at, updated_at, data) \
+             SELECT e ->> 0, 1, (e ->> 1)::bigint, $2, $2, e -> 2 FROM jsonb_array_elements($1::jsonb) AS e \
+             ON CONFLICT (id) DO NOTHING RETURNING id",
+            c.table
+        ),
+    };
+    let inserted: Vec<(String,)> = conn
+        .fetch_all(&sql, &[Bind::Text(rows), Bind::Int(now)])
+        .await
+        .map_err(|e| (None, write_error(e, c)))?;
+    if inserted.len() < docs.len() {
+        // Which ones were not inserted: the first time an id comes, it was inserted if returned.
+        let mut fresh: std::collections::HashSet<&str> =
+            inserted.iter().map(|r| r.0.as_str()).collect();
+        for (k, doc) in docs.iter().enumerate() {
+            if !fresh.remove(doc.id.as_str()) {
+                return Err((
+                    Some(k),
+                    Fail::Doc(DocError::AlreadyExists {
+                        collection: c.name.clone(),
+                        id: doc.id.clone(),
+                    }),
+                ));
+            }
+        }
+    }
+    results.extend(docs.into_iter().map(WriteResult::Written));
+    Ok(delta)
 }
 
 fn check_revision(id: &str, expected: Option<u64>, actual: u64) -> Result<()> {

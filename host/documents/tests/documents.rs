@@ -26,6 +26,7 @@ on_both!(
     dropped_collections_are_reloaded,
     concurrent_writers_conflict_cleanly,
     limits_of_a_plugin,
+    bulk_inserts_name_the_failing_document,
 );
 
 const Q: Quota = Quota::UNLIMITED;
@@ -1028,6 +1029,16 @@ async fn full_text_search(t: &TestDb) {
         .unwrap();
     assert_eq!((page.hits.len(), page.total), (1, Some(3)));
 
+    // Multi-row inserts keep it in step too.
+    let bulk = vec![
+        (Some("b1".to_owned()), json!({"title": "Bulk zebra"})),
+        (Some("b2".to_owned()), json!({"body": ["zebras", "lions"]})),
+    ];
+    d.insert_many(s, &Q, bulk).await.unwrap();
+    let mut zebra = ids(&d.search(s, &search("zebra")).await.unwrap());
+    zebra.sort();
+    assert_eq!(zebra, ["b1", "b2"]);
+
     let err = d.search(scope("plain"), &search("x")).await.unwrap();
     assert!(err.hits.is_empty());
     d.insert(scope("plain"), &Q, None, json!({})).await.unwrap();
@@ -1336,4 +1347,94 @@ async fn limits_of_a_plugin(t: &TestDb) {
     d.insert(Scope::new("other", "three"), &Q, None, json!({}))
         .await
         .unwrap();
+}
+
+async fn bulk_inserts_name_the_failing_document(t: &TestDb) {
+    let d = &t.docs;
+    let s = scope("bulk");
+    d.ensure_index(
+        s,
+        &IndexSpec {
+            name: "code".into(),
+            fields: vec![p("code")],
+            unique: true,
+        },
+    )
+    .await
+    .unwrap();
+    d.insert(s, &Q, Some("taken"), json!({"code": "c-taken"}))
+        .await
+        .unwrap();
+    let insert = |id: &str, code: &str| WriteOp::Insert {
+        collection: "bulk".into(),
+        id: Some(id.into()),
+        data: json!({"code": code}),
+    };
+    let run = |ops: Vec<WriteOp>| async move { d.batch("plug", &Q, &ops, None).await };
+    // An id that exists, an id twice, a unique value taken, a unique value twice: each names
+    // its operation, and nothing is written.
+    for (ops, op) in [
+        (
+            vec![
+                insert("n1", "1"),
+                insert("n2", "2"),
+                insert("taken", "3"),
+                insert("n4", "4"),
+            ],
+            2,
+        ),
+        (
+            vec![insert("n1", "1"), insert("n2", "2"), insert("n1", "3")],
+            2,
+        ),
+        (
+            vec![
+                insert("n1", "1"),
+                insert("n2", "c-taken"),
+                insert("n3", "3"),
+            ],
+            1,
+        ),
+        (
+            vec![insert("n1", "1"), insert("n2", "2"), insert("n3", "2")],
+            2,
+        ),
+    ] {
+        let err = run(ops).await.unwrap_err();
+        assert_eq!(err.batch_op(), Some(op), "{err}");
+        assert!(
+            matches!(
+                err.root(),
+                DocError::AlreadyExists { .. } | DocError::Unique { .. }
+            ),
+            "{err}"
+        );
+        assert_eq!(d.count(s, None).await.unwrap(), 1, "{err}");
+    }
+    // Large runs are split into several statements.
+    let many: Vec<(Option<String>, Value)> = (0..1234)
+        .map(|i| (None, json!({"code": format!("k{i}"), "i": i})))
+        .collect();
+    let written = d.insert_many(s, &Q, many).await.unwrap();
+    assert_eq!(written.len(), 1234);
+    assert_eq!(d.count(s, None).await.unwrap(), 1235);
+    assert_eq!(d.usage("plug").await.unwrap().documents, 1235);
+    let got = d.get(s, &written[777].id).await.unwrap().unwrap();
+    assert_eq!(got, written[777]);
+    // A run mixed with other operations.
+    let ops = vec![
+        insert("m1", "m1"),
+        insert("m2", "m2"),
+        WriteOp::Patch {
+            collection: "bulk".into(),
+            id: "m1".into(),
+            patch: json!({"x": 1}),
+            expected_revision: Some(1),
+        },
+        insert("m3", "m3"),
+        insert("m4", "m4"),
+    ];
+    let results = run(ops).await.unwrap();
+    assert!(matches!(&results[2], WriteResult::Written(doc) if doc.revision == 2));
+    assert_eq!(d.count(s, None).await.unwrap(), 1239);
 }

@@ -104,6 +104,17 @@ async fn notes_are_documents_with_a_unique_slug_search_and_cursor_pages() {
 
         let (_, stats) = t.get("/api/notes/stats").await;
         assert_eq!(stats["notes"], 8, "{stats}");
+
+        // Every query is timed, labelled with how it was planned.
+        let metrics = t.site.services.metrics.render();
+        for plan in ["scan", "search", "count"] {
+            assert!(
+                metrics.contains(&format!(
+                    r#"ucms_document_query_duration_seconds_count{{plugin="notes",plan="{plan}"}}"#
+                )),
+                "{backend:?}: no {plan} series in\n{metrics}"
+            );
+        }
         t.close().await;
     }
 }
@@ -389,7 +400,7 @@ async fn abuse_of_the_data_capabilities_gets_clear_errors_and_nothing_else() {
             "invalid:",
             "children must come before",
         );
-        expect(&case("too-many-nodes").await, "invalid:", "at most 256");
+        expect(&case("too-many-nodes").await, "invalid:", "at most 200");
         expect(&case("bad-path").await, "invalid:", "a..b");
         expect(&case("bad-json").await, "invalid:", "not valid JSON");
         let quota = case("quota").await;

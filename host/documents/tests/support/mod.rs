@@ -16,7 +16,36 @@ pub struct TestDb {
     pub db: Db,
     pub backend: &'static str,
     _dir: Option<tempfile::TempDir>,
-    schema: Option<String>,
+    _schema: Option<DropSchema>,
+}
+
+/// Drops a test's PostgreSQL schema when the test ends, even by a panic.
+struct DropSchema(String);
+
+impl Drop for DropSchema {
+    fn drop(&mut self) {
+        let schema = self.0.clone();
+        // Possibly inside a runtime, possibly unwinding: do it on a thread of its own.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                if let Ok(pool) = sqlx::PgPool::connect(&postgres_url()).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP SCHEMA IF EXISTS {schema} CASCADE"
+                    )))
+                    .execute(&pool)
+                    .await;
+                    pool.close().await;
+                }
+            });
+        })
+        .join();
+    }
 }
 
 fn postgres_url() -> String {
@@ -52,7 +81,7 @@ impl TestDb {
             db,
             backend: "sqlite",
             _dir: Some(dir),
-            schema: None,
+            _schema: None,
         }
     }
 
@@ -95,22 +124,13 @@ impl TestDb {
             db,
             backend: "postgres",
             _dir: None,
-            schema: Some(schema),
+            _schema: Some(DropSchema(schema)),
         })
     }
 
+    /// Closes the pools; the schema (PostgreSQL) goes when `self` drops.
     pub async fn close(self) {
         self.db.close().await;
-        if let Some(schema) = &self.schema
-            && let Ok(pool) = sqlx::PgPool::connect(&postgres_url()).await
-        {
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DROP SCHEMA IF EXISTS {schema} CASCADE"
-            )))
-            .execute(&pool)
-            .await;
-            pool.close().await;
-        }
     }
 }
 

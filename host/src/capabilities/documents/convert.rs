@@ -9,7 +9,7 @@ use crate::wit::latest::ucms::host::documents::{
 };
 
 /// Most nodes in one filter tree.
-pub const MAX_FILTER_NODES: usize = 256;
+pub const MAX_FILTER_NODES: usize = 200;
 /// Most paths in a sort or a projection.
 const MAX_PATHS: usize = 64;
 
