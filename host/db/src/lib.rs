@@ -227,8 +227,16 @@ macro_rules! on_db {
 /// Runs `$body` with `$conn` bound to the connection of an open [`Tx`] (`&mut SqliteConnection`
 /// or `&mut PgConnection`), like [`on_db!`] does for pools:
 ///
-/// ```ignore
-/// on_tx!(tx, |conn| sqlx::query("INSERT INTO events (…) VALUES ($1, …)").bind(id).execute(conn).await)?;
+/// ```no_run
+/// # async fn example(db: ucms_db::Db) -> anyhow::Result<()> {
+/// let mut tx = db.begin().await?;
+/// ucms_db::on_tx!(&mut tx, |conn| sqlx::query("DELETE FROM kv WHERE plugin = $1")
+///     .bind("hello")
+///     .execute(conn)
+///     .await
+///     .map(|_| ()))?;
+/// tx.commit().await?;
+/// # Ok(()) }
 /// ```
 #[macro_export]
 macro_rules! on_tx {

@@ -293,12 +293,20 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// before the commit, with the open transaction (run statements with [`ucms_db::on_tx!`]). An
 /// error rolls back everything, documents included ([`DocError::Aborted`](crate::DocError)).
 ///
-/// ```ignore
-/// let also: AlsoInTx = Box::new(move |tx| Box::pin(async move {
-///     ucms_db::on_tx!(tx, |conn| sqlx::query("INSERT INTO events (...) VALUES (...)")
-///         .execute(conn).await)?;
-///     Ok(())
-/// }));
+/// ```no_run
+/// use ucms_documents::AlsoInTx;
+///
+/// let also: AlsoInTx = Box::new(move |tx| {
+///     Box::pin(async move {
+///         ucms_db::on_tx!(tx, |conn| sqlx::query("DELETE FROM kv WHERE plugin = $1")
+///             .bind("hello")
+///             .execute(conn)
+///             .await
+///             .map(|_| ()))?;
+///         Ok(())
+///     })
+/// });
+/// # drop(also);
 /// ```
 pub type AlsoInTx =
     Box<dyn for<'t> FnOnce(&'t mut ucms_db::Tx) -> BoxFuture<'t, anyhow::Result<()>> + Send>;

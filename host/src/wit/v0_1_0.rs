@@ -14,8 +14,8 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-use exports::ucms::plugin::{event_handler as old_event, http_handler as old_http};
-use ucms::host as old;
+use self::exports::ucms::plugin::{event_handler as old_event, http_handler as old_http};
+use self::ucms::host as old;
 
 /// A principal in the 0.1.0 types (unchanged since).
 pub fn principal(p: new::types::Principal) -> old::types::Principal {

@@ -364,32 +364,26 @@ impl InTransaction {
         }
         Some(Box::new(move |tx: &mut ucms_db::Tx| {
             Box::pin(async move {
-                macro_rules! insert {
-                    ($tx:expr) => {{
-                        for (event, subscribers) in &events {
-                            let (seq,): (i64,) = sqlx::query_as(INSERT_EVENT)
-                                .bind(&event.id)
-                                .bind(&event.topic)
-                                .bind(&event.key)
-                                .bind(&event.payload)
-                                .bind(&event.source)
-                                .bind(event.published_at)
-                                .fetch_one(&mut **$tx)
-                                .await?;
-                            for subscriber in subscribers {
-                                sqlx::query(INSERT_DELIVERY)
-                                    .bind(seq)
-                                    .bind(subscriber)
-                                    .bind(event.published_at)
-                                    .execute(&mut **$tx)
-                                    .await?;
-                            }
-                        }
-                    }};
-                }
-                match tx {
-                    ucms_db::Tx::Sqlite(tx) => insert!(tx),
-                    ucms_db::Tx::Postgres(tx) => insert!(tx),
+                for (event, subscribers) in &events {
+                    let seq: i64 =
+                        ucms_db::on_tx!(&mut *tx, |conn| sqlx::query_scalar(INSERT_EVENT)
+                            .bind(&event.id)
+                            .bind(&event.topic)
+                            .bind(&event.key)
+                            .bind(&event.payload)
+                            .bind(&event.source)
+                            .bind(event.published_at)
+                            .fetch_one(conn)
+                            .await)?;
+                    for subscriber in subscribers {
+                        ucms_db::on_tx!(&mut *tx, |conn| sqlx::query(INSERT_DELIVERY)
+                            .bind(seq)
+                            .bind(subscriber)
+                            .bind(event.published_at)
+                            .execute(conn)
+                            .await
+                            .map(|_| ()))?;
+                    }
                 }
                 Ok(())
             })
