@@ -13,12 +13,14 @@
 //! - d. full-text search for one vocabulary word, and for two, 25 hits;
 //! - e. count of query a's filter.
 //!
-//! Last, writes with every index and the search in place (the collection then holds more than
-//! `--documents`): `--single-inserts` one-document transactions and a few batches, against the
-//! same numbers without indexes (single inserts into an empty collection of their own).
+//! Last, writes onto those documents (the collection then holds more than `--documents`): a few
+//! batches and `--single-inserts` one-document transactions with the two indexes only (the search
+//! dropped), then the same again with the search re-declared; against the load's rate without
+//! indexes, and single inserts without indexes (into an empty collection of their own).
 
 use std::fmt::Write as _;
 use std::str::FromStr;
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -46,6 +48,7 @@ pub struct Options {
     pub postgres_url: String,
     pub require_postgres: bool,
     pub explain: bool,
+    pub keep: bool,
 }
 
 // ----- data -------------------------------------------------------------------------------------
@@ -79,320 +82,51 @@ impl Rng {
     }
 }
 
-/// 200 English words, none of them a stop word, so every one is searchable.
-const VOCABULARY: &[&str] = &[
-    "system",
-    "market",
-    "river",
-    "garden",
-    "engine",
-    "signal",
-    "harbor",
-    "forest",
-    "window",
-    "planet",
-    "library",
-    "teacher",
-    "village",
-    "mountain",
-    "network",
-    "station",
-    "journey",
-    "kitchen",
-    "bridge",
-    "winter",
-    "summer",
-    "battery",
-    "camera",
-    "doctor",
-    "energy",
-    "factory",
-    "history",
-    "island",
-    "justice",
-    "language",
-    "machine",
-    "material",
-    "memory",
-    "message",
-    "minute",
-    "morning",
-    "museum",
-    "musician",
-    "nature",
-    "ocean",
-    "office",
-    "painter",
-    "pattern",
-    "picture",
-    "pilot",
-    "poetry",
-    "policy",
-    "problem",
-    "process",
-    "product",
-    "program",
-    "project",
-    "quality",
-    "question",
-    "reason",
-    "record",
-    "region",
-    "report",
-    "result",
-    "science",
-    "season",
-    "secret",
-    "server",
-    "service",
-    "shadow",
-    "silver",
-    "software",
-    "soldier",
-    "speaker",
-    "spirit",
-    "spring",
-    "square",
-    "stadium",
-    "storage",
-    "story",
-    "strategy",
-    "stream",
-    "street",
-    "student",
-    "subject",
-    "success",
-    "surface",
-    "symbol",
-    "theory",
-    "thunder",
-    "ticket",
-    "tower",
-    "traffic",
-    "travel",
-    "treasure",
-    "valley",
-    "vector",
-    "victory",
-    "vision",
-    "voyage",
-    "weather",
-    "wisdom",
-    "writer",
-    "yellow",
-    "zebra",
-    "anchor",
-    "archive",
-    "artist",
-    "autumn",
-    "balance",
-    "banner",
-    "basket",
-    "beacon",
-    "blanket",
-    "border",
-    "bottle",
-    "branch",
-    "breeze",
-    "bucket",
-    "budget",
-    "cabinet",
-    "candle",
-    "canyon",
-    "capital",
-    "carbon",
-    "castle",
-    "census",
-    "channel",
-    "chapter",
-    "circuit",
-    "citizen",
-    "climate",
-    "cluster",
-    "coffee",
-    "column",
-    "comet",
-    "compass",
-    "concert",
-    "copper",
-    "cotton",
-    "council",
-    "crystal",
-    "culture",
-    "current",
-    "dancer",
-    "database",
-    "desert",
-    "diamond",
-    "digital",
-    "dragon",
-    "eagle",
-    "economy",
-    "editor",
-    "element",
-    "empire",
-    "estate",
-    "falcon",
-    "feather",
-    "festival",
-    "fiction",
-    "finance",
-    "fossil",
-    "fountain",
-    "galaxy",
-    "glacier",
-    "granite",
-    "gravity",
-    "harvest",
-    "highway",
-    "horizon",
-    "imprint",
-    "insight",
-    "jungle",
-    "kernel",
-    "ladder",
-    "lantern",
-    "lattice",
-    "legend",
-    "lemon",
-    "magnet",
-    "marble",
-    "meadow",
-    "mirror",
-    "monitor",
-    "mosaic",
-    "nebula",
-    "needle",
-    "orbit",
-    "orchard",
-    "oxygen",
-    "palace",
-    "parcel",
-    "pepper",
-    "pigment",
-    "pioneer",
-    "pixel",
-    "plasma",
-    "portal",
-    "prairie",
-    "prism",
-    "pulse",
-    "puzzle",
-    "quartz",
-    "rabbit",
-    "radar",
-    "reactor",
-    "rhythm",
-    "rocket",
-    "saddle",
-    "sandbox",
-    "satellite",
-    "scholar",
-    "sensor",
-    "sketch",
-    "socket",
-    "sphere",
-    "spiral",
-];
+/// 212 English words, none of them a stop word, so every one is searchable.
+const VOCABULARY_TEXT: &str = "\
+    system market river garden engine signal harbor forest window planet library teacher \
+    village mountain network station journey kitchen bridge winter summer battery camera \
+    doctor energy factory history island justice language machine material memory message \
+    minute morning museum musician nature ocean office painter pattern picture pilot poetry \
+    policy problem process product program project quality question reason record region \
+    report result science season secret server service shadow silver software soldier \
+    speaker spirit spring square stadium storage story strategy stream street student \
+    subject success surface symbol theory thunder ticket tower traffic travel treasure \
+    valley vector victory vision voyage weather wisdom writer yellow zebra anchor archive \
+    artist autumn balance banner basket beacon blanket border bottle branch breeze bucket \
+    budget cabinet candle canyon capital carbon castle census channel chapter circuit \
+    citizen climate cluster coffee column comet compass concert copper cotton council \
+    crystal culture current dancer database desert diamond digital dragon eagle economy \
+    editor element empire estate falcon feather festival fiction finance fossil fountain \
+    galaxy glacier granite gravity harvest highway horizon imprint insight jungle kernel \
+    ladder lantern lattice legend lemon magnet marble meadow mirror monitor mosaic nebula \
+    needle orbit orchard oxygen palace parcel pepper pigment pioneer pixel plasma portal \
+    prairie prism pulse puzzle quartz rabbit radar reactor rhythm rocket saddle sandbox \
+    satellite scholar sensor sketch socket sphere spiral";
 
-const CATEGORIES: &[&str] = &[
-    "news",
-    "sports",
-    "business",
-    "technology",
-    "science",
-    "health",
-    "travel",
-    "food",
-    "culture",
-    "music",
-    "film",
-    "books",
-    "politics",
-    "education",
-    "environment",
-    "fashion",
-    "gaming",
-    "opinion",
-    "local",
-    "world",
-];
+const CATEGORIES_TEXT: &str = "\
+    news sports business technology science health travel food culture music film books \
+    politics education environment fashion gaming opinion local world";
 
-const FIRST_NAMES: &[&str] = &[
-    "Ada",
-    "Alan",
-    "Grace",
-    "Linus",
-    "Barbara",
-    "Dennis",
-    "Margaret",
-    "Ken",
-    "Frances",
-    "Edsger",
-    "Radia",
-    "Donald",
-    "Hedy",
-    "Tim",
-    "Katherine",
-    "John",
-    "Sophie",
-    "Niklaus",
-    "Karen",
-    "Bjarne",
-];
+const FIRST_NAMES_TEXT: &str = "\
+    Ada Alan Grace Linus Barbara Dennis Margaret Ken Frances Edsger Radia Donald Hedy Tim \
+    Katherine John Sophie Niklaus Karen Bjarne";
 
-const LAST_NAMES: &[&str] = &[
-    "Lovelace",
-    "Turing",
-    "Hopper",
-    "Torvalds",
-    "Liskov",
-    "Ritchie",
-    "Hamilton",
-    "Thompson",
-    "Allen",
-    "Dijkstra",
-    "Perlman",
-    "Knuth",
-    "Lamarr",
-    "Berners-Lee",
-    "Johnson",
-    "McCarthy",
-    "Wilson",
-    "Wirth",
-    "Jones",
-    "Stroustrup",
-    "Goldberg",
-    "Kay",
-    "Shaw",
-    "Moore",
-    "Hoare",
-    "Backus",
-    "Lamport",
-    "Milner",
-    "Floyd",
-    "Cerf",
-    "Kahn",
-    "Engelbart",
-    "Sutherland",
-    "Rivest",
-    "Shamir",
-    "Adleman",
-    "Diffie",
-    "Hellman",
-    "Pike",
-    "Kernighan",
-    "Stallman",
-    "Wozniak",
-    "Bartik",
-    "Clarke",
-    "Easley",
-    "Goldwasser",
-    "Micali",
-    "Pearl",
-    "Hinton",
-    "Bengio",
-];
+const LAST_NAMES_TEXT: &str = "\
+    Lovelace Turing Hopper Torvalds Liskov Ritchie Hamilton Thompson Allen Dijkstra Perlman \
+    Knuth Lamarr Berners-Lee Johnson McCarthy Wilson Wirth Jones Stroustrup Goldberg Kay \
+    Shaw Moore Hoare Backus Lamport Milner Floyd Cerf Kahn Engelbart Sutherland Rivest \
+    Shamir Adleman Diffie Hellman Pike Kernighan Stallman Wozniak Bartik Clarke Easley \
+    Goldwasser Micali Pearl Hinton Bengio";
+
+fn words(text: &'static str) -> Vec<&'static str> {
+    text.split_whitespace().collect()
+}
+
+static VOCABULARY: LazyLock<Vec<&str>> = LazyLock::new(|| words(VOCABULARY_TEXT));
+static CATEGORIES: LazyLock<Vec<&str>> = LazyLock::new(|| words(CATEGORIES_TEXT));
+static FIRST_NAMES: LazyLock<Vec<&str>> = LazyLock::new(|| words(FIRST_NAMES_TEXT));
+static LAST_NAMES: LazyLock<Vec<&str>> = LazyLock::new(|| words(LAST_NAMES_TEXT));
 
 const AUTHORS: usize = 1000;
 const TAGS: usize = 50;
@@ -518,7 +252,7 @@ fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -628,8 +362,10 @@ const W_SINGLE_PLAIN: &str = "single inserts, no indexes";
 const W_INDEX_COMPOUND: &str = "create index category+published_at";
 const W_INDEX_UNIQUE: &str = "create unique index slug";
 const W_SEARCH: &str = "create full-text search title+body";
-const W_BATCH_INDEXED: &str = "batched inserts, indexes + search";
-const W_SINGLE_INDEXED: &str = "single inserts, indexes + search";
+const W_BATCH_INDEXES: &str = "batched inserts, 2 indexes";
+const W_SINGLE_INDEXES: &str = "single inserts, 2 indexes";
+const W_BATCH_SEARCH: &str = "batched inserts, 2 indexes + search";
+const W_SINGLE_SEARCH: &str = "single inserts, 2 indexes + search";
 
 // ----- the run ----------------------------------------------------------------------------------
 
@@ -658,13 +394,23 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let db = ucms::db::open(&url, None).await?;
     let results = bench_backend(db.clone(), &opts).await;
     db.close().await;
+    if opts.keep {
+        println!(
+            "kept the SQLite database: {}",
+            tmp.keep().join("bench.db").display()
+        );
+    }
     all.push(results?);
 
     match open_postgres(&opts.postgres_url).await {
         Ok((db, schema)) => {
             let results = bench_backend(db.clone(), &opts).await;
             db.close().await;
-            drop_schema(&opts.postgres_url, &schema).await;
+            if opts.keep {
+                println!("kept the PostgreSQL schema: {schema}");
+            } else {
+                drop_schema(&opts.postgres_url, &schema).await;
+            }
             all.push(results?);
         }
         Err(e) if opts.require_postgres => {
@@ -830,14 +576,7 @@ async fn bench_backend(db: Db, opts: &Options) -> anyhow::Result<Results> {
     .await?;
     writes.push((W_INDEX_UNIQUE, Measure::Time(t.elapsed())));
     let t = Instant::now();
-    docs.ensure_search(
-        scope,
-        &SearchSpec {
-            fields: vec![path("title"), path("body")],
-            language: "english".into(),
-        },
-    )
-    .await?;
+    docs.ensure_search(scope, &search_spec()).await?;
     writes.push((W_SEARCH, Measure::Time(t.elapsed())));
 
     // 3. Queries, on exactly N documents.
@@ -873,41 +612,16 @@ async fn bench_backend(db: Db, opts: &Options) -> anyhow::Result<Results> {
         plans.push((kind, plan));
     }
 
-    // 4. Writes with every index and the search in place, onto the N documents.
+    // 4. Writes onto the N documents: with the two indexes only, then with the search as well.
     eprintln!("{backend}: writes with indexes");
-    let indexed_docs = (opts.documents / 10).clamp(opts.batch, 10 * opts.batch);
-    let mut spent = Duration::ZERO;
-    let mut written = 0;
-    while written < indexed_docs {
-        let n = opts.batch.min(indexed_docs - written);
-        let ops = batch_ops(&mut rng, &mut next, n);
-        let t = Instant::now();
-        docs.batch(PLUGIN, &quota, &ops, None).await?;
-        spent += t.elapsed();
-        written += n;
-    }
-    writes.push((
-        W_BATCH_INDEXED,
-        Measure::Rate {
-            documents: indexed_docs,
-            time: spent,
-        },
-    ));
-    let mut spent = Duration::ZERO;
-    for _ in 0..opts.single_inserts {
-        let data = article(&mut rng, next);
-        next += 1;
-        let t = Instant::now();
-        docs.insert(scope, &quota, None, data).await?;
-        spent += t.elapsed();
-    }
-    writes.push((
-        W_SINGLE_INDEXED,
-        Measure::Rate {
-            documents: opts.single_inserts,
-            time: spent,
-        },
-    ));
+    docs.drop_search(scope).await?;
+    let (batched, single) = timed_writes(&docs, opts, &mut rng, &mut next).await?;
+    writes.push((W_BATCH_INDEXES, batched));
+    writes.push((W_SINGLE_INDEXES, single));
+    docs.ensure_search(scope, &search_spec()).await?;
+    let (batched, single) = timed_writes(&docs, opts, &mut rng, &mut next).await?;
+    writes.push((W_BATCH_SEARCH, batched));
+    writes.push((W_SINGLE_SEARCH, single));
     let count = docs.count(scope, None).await?;
     anyhow::ensure!(
         count == next as u64,
@@ -922,6 +636,58 @@ async fn bench_backend(db: Db, opts: &Options) -> anyhow::Result<Results> {
         plans,
         notes,
     })
+}
+
+/// Documents written in batches by each write phase after the queries.
+fn batched_after(opts: &Options) -> usize {
+    (opts.documents / 10).clamp(opts.batch, 10 * opts.batch)
+}
+
+/// Times [`batched_after`] documents in batches, then `--single-inserts` one by one, into the
+/// collection as it is.
+async fn timed_writes(
+    docs: &Documents,
+    opts: &Options,
+    rng: &mut Rng,
+    next: &mut usize,
+) -> anyhow::Result<(Measure, Measure)> {
+    let quota = Quota::UNLIMITED;
+    let documents = batched_after(opts);
+    let mut spent = Duration::ZERO;
+    let mut written = 0;
+    while written < documents {
+        let n = opts.batch.min(documents - written);
+        let ops = batch_ops(rng, next, n);
+        let t = Instant::now();
+        docs.batch(PLUGIN, &quota, &ops, None).await?;
+        spent += t.elapsed();
+        written += n;
+    }
+    let batched = Measure::Rate {
+        documents,
+        time: spent,
+    };
+    let mut spent = Duration::ZERO;
+    for _ in 0..opts.single_inserts {
+        let data = article(rng, *next);
+        *next += 1;
+        let t = Instant::now();
+        docs.insert(Scope::new(PLUGIN, COLLECTION), &quota, None, data)
+            .await?;
+        spent += t.elapsed();
+    }
+    let single = Measure::Rate {
+        documents: opts.single_inserts,
+        time: spent,
+    };
+    Ok((batched, single))
+}
+
+fn search_spec() -> SearchSpec {
+    SearchSpec {
+        fields: vec![path("title"), path("body")],
+        language: "english".into(),
+    }
 }
 
 fn batch_ops(rng: &mut Rng, next: &mut usize, n: usize) -> Vec<WriteOp> {
@@ -1132,12 +898,12 @@ fn print_report(opts: &Options, all: &[Results]) {
     let postgres = all.iter().find(|r| r.backend == "postgres");
 
     // Writes: one column per backend.
-    let indexed_docs = (opts.documents / 10).clamp(opts.batch, 10 * opts.batch);
     println!(
-        "\nwrites (rates count time in the store's calls only; {} docs per batch, one transaction each; {} single inserts; the indexed batches add {} documents to the N)",
+        "\nwrites: rates count time in the store's calls only; batches of {} documents, one transaction each; \
+         {} single inserts per row; after the queries, each batched row adds {} documents to the N",
         opts.batch,
         thousands(opts.single_inserts as u64),
-        thousands(indexed_docs as u64)
+        thousands(batched_after(opts) as u64)
     );
     println!(
         "{:<38} {:>16} {:>16} {:>10}",
@@ -1149,8 +915,10 @@ fn print_report(opts: &Options, all: &[Results]) {
         W_INDEX_COMPOUND,
         W_INDEX_UNIQUE,
         W_SEARCH,
-        W_BATCH_INDEXED,
-        W_SINGLE_INDEXED,
+        W_BATCH_INDEXES,
+        W_SINGLE_INDEXES,
+        W_BATCH_SEARCH,
+        W_SINGLE_SEARCH,
     ] {
         let s = sqlite.and_then(|r| r.write(label));
         let p = postgres.and_then(|r| r.write(label));

@@ -93,6 +93,9 @@ enum Cmd {
         /// Also print the EXPLAIN plans of queries a, b and c.
         #[arg(long)]
         explain: bool,
+        /// Keep the SQLite file and the PostgreSQL schema for inspection (their names are printed).
+        #[arg(long)]
+        keep: bool,
     },
     /// Internal: drive load against URL and print a JSON report (run as a separate process).
     Drive {
@@ -142,6 +145,7 @@ fn main() -> anyhow::Result<()> {
             postgres_url,
             require_postgres,
             explain,
+            keep,
         }) => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -155,6 +159,7 @@ fn main() -> anyhow::Result<()> {
                 postgres_url,
                 require_postgres,
                 explain,
+                keep,
             }));
         }
         _ => {}
