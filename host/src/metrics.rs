@@ -63,7 +63,8 @@ pub struct StatusLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct QueryLabels {
     pub plugin: String,
-    /// `index` (served by a declared index), `scan` (no index covers it) or `search` (full text).
+    /// `index` (served by a declared index), `scan` (no index covers it), `search` (full text)
+    /// or `count`.
     pub plan: &'static str,
 }
 
@@ -225,7 +226,7 @@ impl Metrics {
         );
         registry.register(
             "document_query_duration_seconds",
-            "Time of document queries, counts and searches, by plan: a declared index, a scan or full-text search",
+            "Time of document queries, counts and searches, by plan: a declared index, a scan, full-text search or a count",
             m.document_queries.clone(),
         );
         registry.register(
