@@ -9,9 +9,11 @@
 //! `resolve` times the dependency resolver on a synthetic index (1,000 packages × 20 versions)
 //! against its 50 ms budget; `install` times installs from a registry, by phase, for a 2 MB
 //! component and for `hello`; `documents` times the document store (bulk load, index creation,
-//! indexed and unindexed queries, cursors, full-text search, counts) on SQLite and PostgreSQL.
+//! indexed and unindexed queries, cursors, full-text search, counts) on SQLite and PostgreSQL;
+//! `events` measures events per second delivered to a subscriber plugin against a native one.
 
 mod documents;
+mod events;
 mod install;
 mod resolve;
 
@@ -97,6 +99,25 @@ enum Cmd {
         #[arg(long)]
         keep: bool,
     },
+    /// Event throughput to a subscriber plugin on SQLite and PostgreSQL, against a native subscriber.
+    Events {
+        /// Events published beforehand and drained per run.
+        #[arg(long, default_value_t = 10_000)]
+        events: usize,
+        /// Deliveries handled at once (`[events] concurrency`).
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// PostgreSQL server to run on, in a fresh schema that is dropped at the end.
+        #[arg(
+            long,
+            env = "UCMS_BENCH_POSTGRES_URL",
+            default_value = "postgres://postgres@127.0.0.1:5432/test"
+        )]
+        postgres_url: String,
+        /// Fail when PostgreSQL is unreachable (by default it is skipped).
+        #[arg(long)]
+        require_postgres: bool,
+    },
     /// Internal: drive load against URL and print a JSON report (run as a separate process).
     Drive {
         url: String,
@@ -135,6 +156,22 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 .build()?;
             return rt.block_on(install::run(runs.max(1)));
+        }
+        Some(Cmd::Events {
+            events,
+            concurrency,
+            postgres_url,
+            require_postgres,
+        }) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            return rt.block_on(events::run(events::Options {
+                events: events.max(1),
+                concurrency: concurrency.max(1),
+                postgres_url,
+                require_postgres,
+            }));
         }
         Some(Cmd::Documents {
             documents,
@@ -398,7 +435,7 @@ async fn per_invocation_cost(site: &ucms::Site, calls: usize) -> anyhow::Result<
     };
     for _ in 0..1000 {
         plugin
-            .handle_http(ucms::identity::Principal::Anonymous, "bench", call())
+            .handle_http(ucms::identity::Principal::anonymous(), "bench", call())
             .await?;
     }
     let mut hist = Histogram::<u64>::new(3)?;
@@ -406,7 +443,7 @@ async fn per_invocation_cost(site: &ucms::Site, calls: usize) -> anyhow::Result<
     for _ in 0..calls {
         let t = Instant::now();
         plugin
-            .handle_http(ucms::identity::Principal::Anonymous, "bench", call())
+            .handle_http(ucms::identity::Principal::anonymous(), "bench", call())
             .await?;
         hist.record(t.elapsed().as_nanos() as u64).ok();
     }

@@ -28,6 +28,8 @@ pub struct Config {
     pub documents: DocumentsConfig,
     pub blobs: BlobsConfig,
     pub cache: CacheConfig,
+    pub cluster: ClusterConfig,
+    pub auth: AuthConfig,
     /// Per-plugin settings, secrets and operator grants, by plugin id.
     pub plugins: BTreeMap<String, PluginConfig>,
 }
@@ -166,6 +168,151 @@ pub struct CacheConfig {
     pub namespace: String,
 }
 
+/// Sign-in beyond passwords and sessions: JWT access tokens with refresh tokens for API clients,
+/// and OpenID Connect providers (`[auth.oidc.NAME]`). See docs/authentication.md.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AuthConfig {
+    pub jwt: JwtConfig,
+    /// OpenID Connect providers by name (`[a-z0-9-]+`), used in `/api/ucms/auth/oidc/NAME/start`.
+    pub oidc: BTreeMap<String, OidcProviderConfig>,
+    /// Browser sessions end after this many seconds without use. Default 7200 (2 hours).
+    pub session_idle_secs: Option<u64>,
+    /// Browser sessions end this many seconds after sign-in, used or not. Default 43200 (12 hours).
+    pub session_absolute_secs: Option<u64>,
+    /// When the session cookie is marked `Secure`: `auto` (the request came over TLS, as a trusted
+    /// proxy's `X-Forwarded-Proto: https` says), `always` or `never`. See docs/identity.md.
+    pub secure_cookies: SecureCookies,
+    /// Addresses of reverse proxies whose `X-Forwarded-Proto` and `X-Forwarded-For` are believed.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Failed attempts per account within `lockout-window-secs` before it is locked. Default 10.
+    pub max_failures_per_account: Option<u32>,
+    /// Failed attempts per client address within the window before it is refused. Default 50.
+    pub max_failures_per_address: Option<u32>,
+    /// The window of the failure counters and the lock, in seconds. Default 900 (15 minutes).
+    pub lockout_window_secs: Option<u64>,
+    /// The site's public URL, for links in mail (`https://cms.example.com`). Default
+    /// `http://` + the server's listen address.
+    pub public_url: Option<String>,
+    /// Where password-reset and invitation mail goes out; when absent, mail is logged.
+    pub smtp: Option<SmtpConfig>,
+}
+
+/// `[auth] secure-cookies`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SecureCookies {
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+/// `[auth.smtp]`: the SMTP server that sends the host's mail.
+#[derive(Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SmtpConfig {
+    /// `smtps://HOST:PORT` (TLS), `smtp://HOST:PORT?tls=required` (STARTTLS) or `smtp://HOST:PORT`
+    /// (plain, for a local relay).
+    pub url: String,
+    /// The `From` address, e.g. `UCMS <noreply@example.com>`.
+    pub from: String,
+    pub user: Option<String>,
+    /// Or set `UCMS_AUTH__SMTP__PASSWORD`.
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for SmtpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpConfig")
+            .field("url", &self.url)
+            .field("from", &self.from)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+/// JWT access tokens (EdDSA) and the refresh tokens that renew them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct JwtConfig {
+    /// The `iss` claim. Default: `[auth] public-url`, else `ucms`.
+    pub issuer: Option<String>,
+    /// The `aud` claim tokens carry and verification requires. Default `ucms`.
+    pub audience: String,
+    /// Lifetime of an access token, in seconds. Default 900 (15 minutes).
+    pub access_ttl_secs: u64,
+    /// Clock skew tolerated on `exp`/`nbf`/`iat`, in seconds. Default 30.
+    pub leeway_secs: u64,
+    /// A new signing key after this many days; old keys keep verifying until their tokens expire.
+    pub rotate_days: u64,
+    /// Absolute lifetime of a refresh-token family, in seconds. Default 30 days.
+    pub refresh_lifetime_secs: u64,
+    /// A family unused for this long expires, in seconds. Default 7 days.
+    pub refresh_idle_secs: u64,
+}
+
+impl Default for JwtConfig {
+    fn default() -> Self {
+        Self {
+            issuer: None,
+            audience: "ucms".into(),
+            access_ttl_secs: 900,
+            leeway_secs: 30,
+            rotate_days: 30,
+            refresh_lifetime_secs: 30 * 86_400,
+            refresh_idle_secs: 7 * 86_400,
+        }
+    }
+}
+
+/// One OpenID Connect provider (authorization code flow with PKCE).
+#[derive(Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct OidcProviderConfig {
+    /// The issuer URL; discovery reads `{issuer}/.well-known/openid-configuration`.
+    pub issuer: String,
+    pub client_id: String,
+    /// The client secret, or set `UCMS_AUTH__OIDC__NAME__CLIENT_SECRET`.
+    pub client_secret: Option<String>,
+    /// Scopes requested; default `openid email profile`.
+    pub scopes: Vec<String>,
+    /// The callback URL registered at the provider; default derived from the request's host:
+    /// `{scheme}://{host}/api/ucms/auth/oidc/NAME/callback`.
+    pub redirect_url: Option<String>,
+    /// Create an account for an unknown (verified) email. Default false.
+    pub allow_signup: bool,
+    /// Roles of accounts created by sign-up.
+    pub default_roles: Vec<String>,
+    /// When set, only emails in these domains may sign in.
+    pub email_domains: Vec<String>,
+}
+
+impl std::fmt::Debug for OidcProviderConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcProviderConfig")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret.as_ref().map(|_| "***"))
+            .field("allow_signup", &self.allow_signup)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Running several `ucms serve` nodes on one site (PostgreSQL shared by all of them).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ClusterConfig {
+    /// `redis://HOST:PORT/DB`: pub/sub between nodes (plugin changes, event wake-ups) and shared
+    /// rate limits. Absent: each node polls the database and keeps its own rate limits.
+    pub redis_url: Option<String>,
+    /// Separates this site's channels and counters from other sites on the same Redis server.
+    pub namespace: Option<String>,
+    /// This node's name in logs, claims and the install journal; default `HOST:PID`.
+    pub node_id: Option<String>,
+}
+
 impl Default for CacheConfig {
     fn default() -> Self {
         Self {
@@ -248,6 +395,9 @@ pub struct EventsConfig {
     pub poll_interval_ms: u64,
     /// Deliveries handled at once.
     pub concurrency: usize,
+    /// How long a claimed delivery stays leased before another claim (another node) may take it;
+    /// default: the longest handler time the limits allow, plus 30 s.
+    pub lease_ms: Option<u64>,
 }
 
 impl Default for EventsConfig {
@@ -258,6 +408,7 @@ impl Default for EventsConfig {
             max_backoff_ms: 300_000,
             poll_interval_ms: 500,
             concurrency: 16,
+            lease_ms: None,
         }
     }
 }

@@ -10,13 +10,16 @@
 pub mod authoring;
 pub mod capabilities;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod digest;
+pub mod hooks;
 pub mod identity;
 pub mod metrics;
 pub mod plugins;
 pub mod runtime;
+pub mod schedules;
 pub mod server;
 pub mod services;
 pub mod site;

@@ -105,6 +105,10 @@ pub struct Metrics {
     events_published: Family<PluginLabels, Counter>,
     event_deliveries: Family<OutcomeLabels, Counter>,
     dead_letters: Family<PluginLabels, Counter>,
+    /// The event bus's per-subscriber latency, backlog and retries.
+    bus: BusMetrics,
+    /// Hook calls and schedule ticks.
+    hooks: HookMetrics,
     outbound: Family<OutcomeLabels, Counter>,
     log_dropped: Family<PluginLabels, Counter>,
     http_responses: Family<StatusLabels, Counter>,
@@ -150,6 +154,8 @@ impl Metrics {
             events_published: Family::default(),
             event_deliveries: Family::default(),
             dead_letters: Family::default(),
+            bus: BusMetrics::default(),
+            hooks: HookMetrics::default(),
             outbound: Family::default(),
             log_dropped: Family::default(),
             http_responses: Family::default(),
@@ -239,6 +245,8 @@ impl Metrics {
             "Blob bytes written (in) and read (out) by the plugin",
             m.blob_bytes.clone(),
         );
+        m.bus.register(&mut registry);
+        m.hooks.register(&mut registry);
         let status_classes = Arc::new(["1xx", "2xx", "3xx", "4xx", "5xx"].map(|class| {
             m.http_responses
                 .get_or_create(&StatusLabels { class })
@@ -360,6 +368,39 @@ impl Metrics {
         }
     }
 
+    /// A delivery handled by `subscriber`, `latency` after its event was published.
+    pub fn event_delivered(&self, subscriber: &str, latency: Duration) {
+        self.bus
+            .latency
+            .get_or_create(&plugin(subscriber))
+            .observe(latency.as_secs_f64());
+    }
+
+    /// A failed delivery to `subscriber` scheduled for another attempt.
+    pub fn event_retry(&self, subscriber: &str) {
+        self.bus.retries.get_or_create(&plugin(subscriber)).inc();
+    }
+
+    /// The deliveries waiting (`pending`) and parked (`dead`) per subscriber, as counted in the
+    /// outbox; subscribers missing from `backlog` have none.
+    pub fn event_backlog<'a>(&self, backlog: impl IntoIterator<Item = (&'a str, i64, i64)>) {
+        let mut seen = self.bus.known.lock().unwrap_or_else(|e| e.into_inner());
+        let mut now = std::collections::HashSet::new();
+        for (subscriber, pending, dead) in backlog {
+            self.bus
+                .pending
+                .get_or_create(&plugin(subscriber))
+                .set(pending);
+            self.bus.dead.get_or_create(&plugin(subscriber)).set(dead);
+            now.insert(subscriber.to_string());
+        }
+        for gone in seen.difference(&now) {
+            self.bus.pending.get_or_create(&plugin(gone)).set(0);
+            self.bus.dead.get_or_create(&plugin(gone)).set(0);
+        }
+        seen.extend(now);
+    }
+
     pub fn outbound_request(&self, id: &str, outcome: &'static str) {
         self.outbound
             .get_or_create(&OutcomeLabels {
@@ -406,6 +447,38 @@ impl Metrics {
 
     pub fn log_dropped(&self, id: &str) {
         self.log_dropped.get_or_create(&plugin(id)).inc();
+    }
+
+    /// One hook call: `outcome` is `unchanged`, `changed`, `rejected`, `failed_rejected` (a
+    /// failure that rejected, per `on-failure`) or `failed_skipped`.
+    pub fn hook_call(&self, id: &str, point: &str, outcome: &'static str, elapsed: Duration) {
+        self.hooks
+            .calls
+            .get_or_create(&HookLabels {
+                plugin: id.to_string(),
+                point: point.to_string(),
+                outcome,
+            })
+            .inc();
+        self.hooks
+            .duration
+            .get_or_create(&HookPointLabels {
+                plugin: id.to_string(),
+                point: point.to_string(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// One schedule tick run by this node: `outcome` is `ok`, `error` or `skipped` (disabled).
+    pub fn schedule_tick(&self, id: &str, schedule: &str, outcome: &'static str) {
+        self.hooks
+            .ticks
+            .get_or_create(&TickLabels {
+                plugin: id.to_string(),
+                schedule: schedule.to_string(),
+                outcome,
+            })
+            .inc();
     }
 
     pub fn http_response(&self, status: u16) {
@@ -478,5 +551,116 @@ impl PluginMetrics {
 
     pub fn trap(&self, cause: &'static str) {
         self.site.trap(&self.id, cause);
+    }
+}
+
+/// Event bus metrics per subscriber plugin.
+#[derive(Clone)]
+struct BusMetrics {
+    latency: HistogramFamily<PluginLabels>,
+    retries: Family<PluginLabels, Counter>,
+    pending: Family<PluginLabels, Gauge>,
+    dead: Family<PluginLabels, Gauge>,
+    /// Subscribers a backlog was reported for, so one that drained is set back to 0.
+    known: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+}
+
+fn delivery_latency_histogram() -> Histogram {
+    // 1 ms .. ~9 min: deliveries wait for retries.
+    Histogram::new(exponential_buckets(0.001, 2.0, 20))
+}
+
+impl Default for BusMetrics {
+    fn default() -> Self {
+        Self {
+            latency: Family::new_with_constructor(delivery_latency_histogram),
+            retries: Family::default(),
+            pending: Family::default(),
+            dead: Family::default(),
+            known: Arc::default(),
+        }
+    }
+}
+
+impl BusMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "event_delivery_latency_seconds",
+            "Time from publishing an event to its successful handling by the plugin",
+            self.latency.clone(),
+        );
+        registry.register(
+            "event_retries",
+            "Failed event deliveries to the plugin scheduled for another attempt",
+            self.retries.clone(),
+        );
+        registry.register(
+            "event_backlog",
+            "Event deliveries waiting for the plugin (pending, including retries)",
+            self.pending.clone(),
+        );
+        registry.register(
+            "event_dead_letters_held",
+            "Dead letters of the plugin waiting to be replayed or discarded",
+            self.dead.clone(),
+        );
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HookLabels {
+    pub plugin: String,
+    /// The hook point, as declared in manifests (a small, fixed set).
+    pub point: String,
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HookPointLabels {
+    pub plugin: String,
+    pub point: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TickLabels {
+    pub plugin: String,
+    pub schedule: String,
+    pub outcome: &'static str,
+}
+
+#[derive(Clone)]
+struct HookMetrics {
+    calls: Family<HookLabels, Counter>,
+    duration: HistogramFamily<HookPointLabels>,
+    ticks: Family<TickLabels, Counter>,
+}
+
+impl Default for HookMetrics {
+    fn default() -> Self {
+        Self {
+            calls: Family::default(),
+            duration: Family::new_with_constructor(latency_histogram),
+            ticks: Family::default(),
+        }
+    }
+}
+
+impl HookMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "hook_calls",
+            "Hook calls of the plugin, by hook point and outcome",
+            self.calls.clone(),
+        );
+        registry.register(
+            "hook_duration_seconds",
+            "Time of the plugin's hook calls, by hook point",
+            self.duration.clone(),
+        );
+        registry.register(
+            "schedule_ticks",
+            "Schedule ticks this node ran for the plugin, by schedule and outcome",
+            self.ticks.clone(),
+        );
     }
 }

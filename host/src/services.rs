@@ -115,7 +115,10 @@ impl Services {
             cache,
             cache_limits: ucms_cache::Limits::default(),
             events: Arc::new(EventBus::new(events::outbox::for_db(db))),
-            identity: Identity::new(db.clone()),
+            identity: Identity::new(db.clone())
+                .with_auth_config(config.auth.clone())
+                .with_site_config(config)
+                .context("cannot set up identity ([auth], [cluster] redis-url)")?,
             metrics: Metrics::new(),
             limits: SiteLimits::from_config(limits),
         })

@@ -3,9 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::capabilities::events::Dispatcher;
+use crate::cluster::Cluster;
 use crate::config::{Config, DataDir};
 use crate::db::Db;
 use crate::plugins::PluginManager;
@@ -75,6 +77,10 @@ impl Site {
             data.clone(),
             db.clone(),
         ));
+        // A node of a cluster may lack the files of plugins another node installed.
+        if let Err(e) = crate::cluster::fetch_missing_files(&db, &data).await {
+            tracing::warn!(error = %e, "cannot fetch plugin files shared by other nodes");
+        }
         plugins.load_all().await?;
         Ok(Self(Arc::new(SiteParts {
             config,
@@ -87,7 +93,10 @@ impl Site {
         })))
     }
 
-    /// Starts the background work (event delivery); it stops when `stop` is cancelled.
+    /// Starts the background work (event delivery, and picking up plugin changes other
+    /// processes made); it stops when `stop` is cancelled. With `[cluster] redis-url`, other
+    /// nodes' changes and event wake-ups arrive through Redis at once; the one-second database
+    /// poll stays as the fallback.
     pub fn start_background(&self, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
         let ceiling = self
             .config
@@ -95,28 +104,67 @@ impl Site {
             .ceiling
             .timeout_ms
             .unwrap_or(crate::runtime::limits::HOST_CEILINGS.timeout_ms);
+        let node = crate::cluster::node_id(&self.config.cluster);
         let dispatcher = Dispatcher::new(
             self.services.events.clone(),
             self.plugins.clone(),
             self.config.events.clone(),
             self.services.metrics.clone(),
             Duration::from_millis(u64::from(ceiling)),
-        );
+        )
+        .with_node(node.clone());
+        let changed = match Cluster::new(&self.config.cluster) {
+            Some(cluster) => {
+                let events = self.services.events.clone();
+                self.services.events.set_remote_wake(cluster.remote_wake());
+                cluster.start(stop.clone(), Arc::new(move || events.wake.notify_one()));
+                tracing::info!(node = %node, "running as a node of a cluster");
+                cluster.plugins_changed.clone()
+            }
+            None => Arc::new(Notify::new()),
+        };
         let plugins = self.plugins.clone();
+        let db = self.db.clone();
+        let data = self.data.clone();
         let sync_stop = stop.clone();
-        // Changes other processes make (a CLI install next to this server, other nodes) take
-        // effect here within a second.
         tokio::spawn(async move {
+            // How long a round waits for another node to share a plugin's files before loading
+            // without them (the plugin then shows as failed, with the reason).
+            const FILES_GRACE: Duration = Duration::from_secs(10);
+            let mut waiting_since: Option<std::time::Instant> = None;
             loop {
                 tokio::select! {
                     () = sync_stop.cancelled() => return,
                     () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    () = changed.notified() => {
+                        // Coalesce a burst of announcements into one sync.
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+                match crate::cluster::fetch_missing_files(&db, &data).await {
+                    Ok(true) => waiting_since = None,
+                    Ok(false) => {
+                        let since = *waiting_since.get_or_insert_with(std::time::Instant::now);
+                        if since.elapsed() < FILES_GRACE {
+                            continue;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot fetch plugin files shared by other nodes")
+                    }
                 }
                 if let Err(e) = plugins.sync().await {
                     tracing::warn!(error = %e, "cannot check for plugin changes");
                 }
             }
         });
+        // Schedules: each tick claimed in the database, so it runs once across the nodes.
+        let scheduler = crate::schedules::Scheduler::new(
+            self.plugins.clone(),
+            self.db.clone(),
+            self.services.metrics.clone(),
+        );
+        tokio::spawn(scheduler.run(stop.clone()));
         tokio::spawn(dispatcher.run(stop))
     }
 

@@ -15,6 +15,9 @@ const GUESTS: &[(&str, &str, &str)] = &[
     ("MISBEHAVE", "misbehave", "tests/components/misbehave"),
     ("LEGACY", "legacy", "tests/components/legacy"),
     ("NOTES", "notes", "examples/notes"),
+    ("HOOKY", "hooky", "tests/components/hooky"),
+    ("LEGACY_0_2", "legacy-0-2", "tests/components/legacy-0-2"),
+    ("TALLY", "tally", "tests/components/tally"),
 ];
 
 const TARGET: &str = "wasm32-wasip2";

@@ -16,10 +16,11 @@ pub enum Capability {
     Documents,
     Blobs,
     Cache,
+    Hooks,
 }
 
 impl Capability {
-    pub const ALL: [Capability; 9] = [
+    pub const ALL: [Capability; 10] = [
         Self::Kv,
         Self::Log,
         Self::Config,
@@ -29,6 +30,7 @@ impl Capability {
         Self::Documents,
         Self::Blobs,
         Self::Cache,
+        Self::Hooks,
     ];
 
     /// The manifest key and the interface name inside `ucms:host`.
@@ -43,6 +45,7 @@ impl Capability {
             Self::Documents => "documents",
             Self::Blobs => "blobs",
             Self::Cache => "cache",
+            Self::Hooks => "hooks",
         }
     }
 
@@ -50,6 +53,7 @@ impl Capability {
     pub fn since(self) -> semver::Version {
         match self {
             Self::Documents | Self::Blobs | Self::Cache => semver::Version::new(0, 2, 0),
+            Self::Hooks => semver::Version::new(0, 2, 1),
             _ => semver::Version::new(0, 1, 0),
         }
     }
@@ -70,6 +74,7 @@ impl Capability {
             Self::Documents => "store JSON documents in its own collections",
             Self::Blobs => "store files in its own blob space",
             Self::Cache => "cache values in its own space",
+            Self::Hooks => "run its own hook points, calling the plugins that join them",
         }
     }
 }
@@ -92,6 +97,8 @@ pub struct Capabilities {
     pub documents: Option<DocumentsGrant>,
     pub blobs: Option<BlobsGrant>,
     pub cache: bool,
+    /// Running the plugin's own hook points (`ucms:host/hooks`).
+    pub hooks: bool,
 }
 
 /// Scopes of the `documents` capability: quotas the plugin asks for (capped by the operator) and
@@ -166,6 +173,7 @@ impl Capabilities {
             Capability::Documents => self.documents.is_some(),
             Capability::Blobs => self.blobs.is_some(),
             Capability::Cache => self.cache,
+            Capability::Hooks => self.hooks,
         }
     }
 

@@ -85,6 +85,7 @@ pub(crate) struct RawCapabilities {
     pub documents: Option<Spanned<Toggle<RawDocuments>>>,
     pub blobs: Option<Spanned<Toggle<RawBlobs>>>,
     pub cache: Option<Spanned<Toggle<NoScopes>>>,
+    pub hooks: Option<Spanned<Toggle<NoScopes>>>,
 }
 
 #[derive(Deserialize, Default)]

@@ -452,6 +452,7 @@ impl Validator<'_> {
             documents: None,
             blobs: None,
             cache: on(&raw.cache),
+            hooks: on(&raw.hooks),
         };
         if let Some(events) = &raw.events
             && let Toggle::On(scopes) = events.get_ref()

@@ -38,7 +38,7 @@ pub fn to_wit(principal: &Principal) -> types::Principal {
         }
     }
     match principal {
-        Principal::Anonymous => types::Principal::Anonymous,
+        Principal::Anonymous { .. } => types::Principal::Anonymous,
         Principal::System => types::Principal::System,
         Principal::User { user: u, .. } => types::Principal::User(user(u)),
         Principal::Token {
@@ -66,5 +66,21 @@ impl wit::Host for AuthCtx<'_> {
         Ok(self
             .principal
             .permits(&self.plugin.qualified_permission(&permission)))
+    }
+
+    async fn access(&mut self, permission: String) -> wasmtime::Result<wit::AccessLevel> {
+        if !self.plugin.permissions.contains_key(&permission) {
+            return Ok(wit::AccessLevel::Denied);
+        }
+        Ok(
+            match self
+                .principal
+                .access(&self.plugin.qualified_permission(&permission))
+            {
+                identity::Access::Denied => wit::AccessLevel::Denied,
+                identity::Access::Granted => wit::AccessLevel::Granted,
+                identity::Access::Only(conditions) => wit::AccessLevel::Only(conditions),
+            },
+        )
     }
 }

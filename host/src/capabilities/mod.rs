@@ -16,6 +16,7 @@ pub mod cache;
 pub mod config;
 pub mod documents;
 pub mod events;
+pub mod hooks;
 pub mod http_client;
 pub mod kv;
 pub mod log;
@@ -37,6 +38,8 @@ pub struct PluginCapabilities {
     pub documents: Option<documents::DocumentsState>,
     /// Present when `blobs` is granted.
     pub blobs: Option<blobs::BlobsState>,
+    /// Present when `hooks` is granted.
+    pub hooks: Option<hooks::HooksState>,
 }
 
 /// Store data that can give every capability its view (and WASI its context).
@@ -51,6 +54,7 @@ pub trait HostView:
     + documents::DocumentsView
     + blobs::BlobsView
     + cache::CacheView
+    + hooks::HooksView
     + 'static
 {
 }
@@ -66,6 +70,7 @@ impl<T> HostView for T where
         + documents::DocumentsView
         + blobs::BlobsView
         + cache::CacheView
+        + hooks::HooksView
         + 'static
 {
 }
@@ -88,6 +93,7 @@ pub fn link<T: HostView>(linker: &mut Linker<T>, granted: &[Capability]) -> wasm
             Capability::Documents => documents::add_to_linker(linker)?,
             Capability::Blobs => blobs::add_to_linker(linker)?,
             Capability::Cache => cache::add_to_linker(linker)?,
+            Capability::Hooks => hooks::add_to_linker(linker)?,
         }
     }
     Ok(())

@@ -36,8 +36,8 @@ where
             Capability::HttpClient => {
                 old::http_client::add_to_linker::<T, Http>(linker, T::http_client)?
             }
-            // Introduced in 0.2.0: a 0.1.0 component can't import them.
-            Capability::Documents | Capability::Blobs | Capability::Cache => {}
+            // Introduced in 0.2.0 and 0.2.1: a 0.1.0 component can't import them.
+            Capability::Documents | Capability::Blobs | Capability::Cache | Capability::Hooks => {}
         }
     }
     Ok(())

@@ -17,6 +17,31 @@ pub enum UserCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Disable an account: it can't sign in, and its sessions end.
+    Disable { email: String },
+    /// Enable a disabled account again.
+    Enable { email: String },
+    /// Delete an account with its tokens and sessions.
+    Delete { email: String },
+    /// Replace an account's roles.
+    SetRoles {
+        email: String,
+        /// A role to hold; repeat for several (none: no role at all).
+        #[arg(long = "role")]
+        roles: Vec<String>,
+    },
+    /// List roles and their grants.
+    Roles {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+async fn existing(identity: &Identity, email: &str) -> anyhow::Result<crate::identity::User> {
+    identity.find_user(email).await?.ok_or_else(|| {
+        anyhow::anyhow!("there is no user with the email {email} (see `ucms user list`)")
+    })
 }
 
 #[derive(Debug, Args)]
@@ -29,7 +54,7 @@ pub struct CreateArgs {
     /// The password (visible to other users of this machine while the command runs).
     #[arg(long)]
     pub password: Option<String>,
-    /// A role to grant; repeat for several (built in: admin).
+    /// A role to grant; repeat for several (built in: admin, editor, viewer, public).
     #[arg(long = "role")]
     pub roles: Vec<String>,
 }
@@ -86,6 +111,41 @@ pub async fn run(global: &GlobalArgs, config: Config, command: UserCommand) -> a
                         u.id,
                         u.roles.join(","),
                         if u.disabled { " (disabled)" } else { "" }
+                    );
+                }
+            }
+        }
+        UserCommand::Disable { email } => {
+            let user = existing(&identity, &email).await?;
+            identity.set_disabled(&user, true, Some("cli")).await?;
+            eprintln!("disabled {email}; its sessions ended");
+        }
+        UserCommand::Enable { email } => {
+            let user = existing(&identity, &email).await?;
+            identity.set_disabled(&user, false, Some("cli")).await?;
+            eprintln!("enabled {email}");
+        }
+        UserCommand::Delete { email } => {
+            let user = existing(&identity, &email).await?;
+            identity.delete_user(&user, Some("cli")).await?;
+            eprintln!("deleted {email} with its tokens and sessions");
+        }
+        UserCommand::SetRoles { email, roles } => {
+            let user = existing(&identity, &email).await?;
+            let user = identity.set_roles(&user, &roles, Some("cli")).await?;
+            eprintln!("{email} now holds [{}]", user.roles.join(", "));
+        }
+        UserCommand::Roles { json } => {
+            let roles = identity.list_roles().await?;
+            if json {
+                print_json(&roles)?;
+            } else {
+                for r in roles {
+                    println!(
+                        "{:<16} {}{}",
+                        r.name,
+                        r.permissions.join(" "),
+                        if r.builtin { "  (built in)" } else { "" }
                     );
                 }
             }

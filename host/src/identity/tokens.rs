@@ -67,8 +67,10 @@ pub enum AuthError {
     Disabled,
     #[error("the email or password is wrong")]
     BadCredentials,
-    #[error("too many failed sign-ins; try again in {} seconds", .retry_after.as_secs())]
+    #[error("too many failed attempts from this address; try again in {} seconds", .retry_after.as_secs().max(1))]
     Throttled { retry_after: Duration },
+    #[error("the account is locked after too many failed attempts; try again in {} seconds", .retry_after.as_secs().max(1))]
+    Locked { retry_after: Duration },
     #[error("authentication is unavailable right now")]
     Internal(#[source] anyhow::Error),
 }
@@ -96,7 +98,33 @@ type TokenRow = (
     i64,
     Option<i64>,
     Option<i64>,
+    Option<Vec<u8>>,
 );
+
+/// A principal and, when it came from a session, the session.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    pub principal: Principal,
+    pub session: Option<SessionMeta>,
+}
+
+/// What the CSRF check needs of a session.
+#[derive(Debug, Clone)]
+pub struct SessionMeta {
+    pub id: String,
+    /// SHA-256 of the session's CSRF token; `None` for sessions opened without one.
+    pub csrf_hash: Option<Vec<u8>>,
+}
+
+/// Splits an opaque token into its id and secret.
+pub(super) fn parse_opaque(token: &str) -> Option<(&str, &str)> {
+    let rest = token.strip_prefix(PREFIX)?;
+    if rest.len() <= ID_LEN + 1 || !rest.is_char_boundary(ID_LEN) {
+        return None;
+    }
+    let (id, secret) = rest.split_at(ID_LEN);
+    Some((id, secret.strip_prefix('_')?))
+}
 
 impl Identity {
     /// Issues a token for `user`. Scopes must be permission patterns (`*`, `hello.*`, `a.b`).
@@ -157,6 +185,15 @@ impl Identity {
 
     /// Turns a bearer token into its principal, or says why not.
     pub async fn authenticate(&self, bearer: &str) -> Result<Principal, AuthError> {
+        if super::jwt::looks_like_jwt(bearer) {
+            return self.authenticate_jwt(bearer).await;
+        }
+        Ok(self.authenticate_opaque(bearer).await?.principal)
+    }
+
+    /// Turns an opaque token (`ucms_…`: an API token or a session) into its principal and, for a
+    /// session, what the CSRF check needs. Sessions also expire when idle too long.
+    pub async fn authenticate_opaque(&self, bearer: &str) -> Result<Authenticated, AuthError> {
         let rest = bearer.strip_prefix(PREFIX).ok_or(AuthError::InvalidToken)?;
         if rest.len() <= ID_LEN + 1 || !rest.is_char_boundary(ID_LEN) {
             return Err(AuthError::InvalidToken);
@@ -172,9 +209,10 @@ impl Identity {
             hash,
             scopes,
             expires_at,
-            _created,
+            created,
             last_used,
             revoked_at,
+            csrf_hash,
         )) = row
         else {
             return Err(AuthError::InvalidToken);
@@ -192,6 +230,14 @@ impl Identity {
         {
             return Err(AuthError::Expired(rfc3339(exp)));
         }
+        let is_session = kind == "session";
+        if is_session {
+            let idle = self.session_idle();
+            let since = last_used.unwrap_or(created);
+            if now - since >= idle {
+                return Err(AuthError::Expired(rfc3339(since + idle)));
+            }
+        }
         let user = self
             .user_by_id(&user_id)
             .await
@@ -200,36 +246,55 @@ impl Identity {
         if user.disabled {
             return Err(AuthError::Disabled);
         }
-        // Writing on every request would serialize reads behind writes; a minute's precision is enough.
+        // Writing on every request would serialize reads behind writes; a minute's precision is
+        // enough for the last-used time, the idle expiry of sessions and the `token.use` audit.
         if last_used.is_none_or(|t| now - t > 60_000) {
-            let _ = on_db!(self.db(), write, |pool| {
-                sqlx::query("UPDATE tokens SET last_used_at = $1 WHERE id = $2")
-                    .bind(now)
-                    .bind(&id)
-                    .execute(pool)
-                    .await
-                    .map(|r| r.rows_affected())
+            let updated = on_db!(self.db(), write, |pool| {
+                sqlx::query(
+                    "UPDATE tokens SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $3)",
+                )
+                .bind(now)
+                .bind(&id)
+                .bind(now - 60_000)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
             });
+            if !is_session && matches!(updated, Ok(1)) {
+                self.audit(
+                    Some(&format!("user:{user_id}")),
+                    "token.use",
+                    Some(&format!("token:{id}")),
+                    serde_json::Value::Null,
+                )
+                .await;
+            }
         }
         let permissions = self
             .user_permissions(&user)
             .await
             .map_err(AuthError::internal)?;
-        Ok(match kind.as_str() {
-            "session" => Principal::User { user, permissions },
-            _ => Principal::Token {
+        let session = is_session.then(|| SessionMeta {
+            id: id.clone(),
+            csrf_hash,
+        });
+        let principal = if is_session {
+            Principal::User { user, permissions }
+        } else {
+            Principal::Token {
                 token_id: id,
                 user,
                 scopes: serde_json::from_str(&scopes).unwrap_or_default(),
                 permissions,
-            },
-        })
+            }
+        };
+        Ok(Authenticated { principal, session })
     }
 
     async fn token_row(&self, id: &str) -> anyhow::Result<Option<TokenRow>> {
         Ok(on_db!(self.db(), read, |pool| {
             sqlx::query_as(
-                "SELECT id, kind, user_id, name, secret_hash, scopes, expires_at, created_at, last_used_at, revoked_at \
+                "SELECT id, kind, user_id, name, secret_hash, scopes, expires_at, created_at, last_used_at, revoked_at, csrf_hash \
                  FROM tokens WHERE id = $1",
             )
             .bind(id)
@@ -242,7 +307,7 @@ impl Identity {
     pub async fn list_tokens(&self, user_id: Option<&str>) -> anyhow::Result<Vec<TokenInfo>> {
         let rows: Vec<TokenRow> = on_db!(self.db(), read, |pool| {
             sqlx::query_as(
-                "SELECT id, kind, user_id, name, secret_hash, scopes, expires_at, created_at, last_used_at, revoked_at \
+                "SELECT id, kind, user_id, name, secret_hash, scopes, expires_at, created_at, last_used_at, revoked_at, csrf_hash \
                  FROM tokens WHERE kind = 'api' AND ($1 IS NULL OR user_id = $1) ORDER BY created_at",
             )
             .bind(user_id)
@@ -263,6 +328,7 @@ impl Identity {
                     created_at,
                     last_used,
                     revoked,
+                    _csrf,
                 )| TokenInfo {
                     id,
                     kind: TokenKind::Api,
@@ -276,6 +342,41 @@ impl Identity {
                 },
             )
             .collect())
+    }
+
+    /// One token (API token or session) by id, without its secret.
+    pub async fn token_info(&self, id: &str) -> anyhow::Result<Option<TokenInfo>> {
+        Ok(self.token_row(id).await?.map(
+            |(
+                id,
+                kind,
+                user_id,
+                name,
+                _hash,
+                scopes,
+                expires_at,
+                created_at,
+                last_used,
+                revoked,
+                _csrf,
+            )| {
+                TokenInfo {
+                    id,
+                    kind: if kind == "session" {
+                        TokenKind::Session
+                    } else {
+                        TokenKind::Api
+                    },
+                    user_id,
+                    name,
+                    scopes: serde_json::from_str(&scopes).unwrap_or_default(),
+                    created_at: rfc3339(created_at),
+                    expires_at: expires_at.map(rfc3339),
+                    last_used_at: last_used.map(rfc3339),
+                    revoked: revoked.is_some(),
+                }
+            },
+        ))
     }
 
     /// Revokes a token by id; false when there is no such token.

@@ -292,7 +292,7 @@ impl PluginManager {
         self.services
             .metrics
             .plugin_state(&id, &version, slot.state.label());
-        self.replace_slot(&id, Some(slot));
+        self.replace_slot(&id, Some(slot)).await;
 
         journal::prune_versions(
             &self.data,
@@ -397,7 +397,7 @@ impl PluginManager {
             });
             let info = slot.info();
             self.services.metrics.plugin_state(id, prev_version, slot.state.label());
-            self.replace_slot(id, Some(slot));
+            self.replace_slot(id, Some(slot)).await;
             journal.step(Step::Done).await?;
             Ok(info)
         }
@@ -493,7 +493,7 @@ impl PluginManager {
                 self.purge_data(id).await;
             }
             self.services.metrics.forget_plugin(id);
-            self.replace_slot(id, None);
+            self.replace_slot(id, None).await;
             let dir = self.data.root().join("plugins").join(id);
             if let Err(e) = std::fs::remove_dir_all(&dir)
                 && e.kind() != std::io::ErrorKind::NotFound
@@ -593,7 +593,7 @@ impl PluginManager {
             &slot.manifest.version.to_string(),
             updated.state.label(),
         );
-        self.replace_slot(id, Some(updated));
+        self.replace_slot(id, Some(updated)).await;
         Ok(info)
     }
 

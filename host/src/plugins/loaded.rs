@@ -1,4 +1,5 @@
-//! A plugin ready to run: its invoker, its routes, and the three kinds of call the host makes.
+//! A plugin ready to run: its invoker, its routes, and the kinds of call the host makes (HTTP,
+//! events, lifecycle, hooks, schedule ticks).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use crate::capabilities::events::{DeliveryOutcome, EventDelivery};
 use crate::identity::Principal;
 use crate::runtime::PluginContext;
 use crate::runtime::invocation::{InvocationError, InvocationState, Invoker, Kind, Staging};
-use crate::wit::latest::exports::ucms::plugin::{event_handler, http_handler};
+use crate::wit::latest::exports::ucms::plugin::{event_handler, hooks, http_handler};
 
 /// How long lifecycle hooks (install, upgrade, uninstall) may run.
 pub const LIFECYCLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -264,6 +265,60 @@ impl LoadedPlugin {
             }
             Err(error) => DeliveryOutcome::Failed(format!("{}: {error}", error.code())),
         }
+    }
+
+    /// Calls the plugin's `hooks.handle` for `point` within `timeout`, for `principal`; `depth` is
+    /// the depth of this hook call (1 for a hook run by a route).
+    pub async fn handle_hook(
+        &self,
+        point: &str,
+        value: Vec<u8>,
+        principal: Principal,
+        timeout: Duration,
+        depth: u8,
+    ) -> Result<hooks::HookOutcome, InvocationError> {
+        let request_id = format!("hook:{point}");
+        let wit_principal = crate::capabilities::auth::to_wit(&principal);
+        let point = point.to_string();
+        self.invoker
+            .run(
+                Kind::Hook,
+                principal,
+                &request_id,
+                timeout,
+                move |store, plugin| {
+                    store.data_mut().hook_depth = depth;
+                    Box::pin(async move {
+                        plugin
+                            .handle_hook(store, &point, &value, &wit_principal)
+                            .await
+                    })
+                },
+            )
+            .await
+    }
+
+    /// Runs one tick of the schedule `name` as the system principal, with the plugin's limits;
+    /// `Ok(Err(message))` when the plugin reported an error.
+    pub async fn tick(
+        &self,
+        name: &str,
+        scheduled_at_ms: u64,
+    ) -> Result<Result<(), String>, InvocationError> {
+        let request_id = format!("schedule:{name}:{scheduled_at_ms}");
+        let name = name.to_string();
+        self.invoker
+            .run(
+                Kind::Schedule,
+                Principal::System,
+                &request_id,
+                self.ctx().limits.timeout(),
+                move |store, plugin| {
+                    Box::pin(async move { plugin.tick(store, &name, scheduled_at_ms).await })
+                },
+            )
+            .await
+            .map(|r| r.map_err(truncate))
     }
 
     /// Runs a lifecycle hook; `Ok(Err(message))` when the plugin refused. With `staging`, the

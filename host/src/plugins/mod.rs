@@ -192,6 +192,8 @@ pub struct PluginManager {
     data: DataDir,
     db: Db,
     slots: ArcSwap<BTreeMap<String, Arc<Slot>>>,
+    /// The joined plugins of every hook point, rebuilt with each snapshot.
+    hooks: Arc<crate::hooks::HookRunner>,
     /// Serializes changes in this process; reads never wait for it.
     changes: tokio::sync::Mutex<()>,
 }
@@ -213,6 +215,7 @@ impl PluginManager {
         db: Db,
     ) -> Self {
         Self {
+            hooks: Arc::new(crate::hooks::HookRunner::new(services.metrics.clone())),
             runtime,
             services,
             config,
@@ -226,6 +229,26 @@ impl PluginManager {
     /// The installed plugin `id`.
     pub fn get(&self, id: &str) -> Option<Arc<Slot>> {
         self.slots.load().get(id).cloned()
+    }
+
+    /// The current snapshot of installed plugins.
+    pub fn snapshot(&self) -> Arc<BTreeMap<String, Arc<Slot>>> {
+        self.slots.load_full()
+    }
+
+    /// The site's hook runner: `run` a hook point from host code.
+    pub fn hooks(&self) -> &Arc<crate::hooks::HookRunner> {
+        &self.hooks
+    }
+
+    /// The versions stored in the database (which may be ahead of this process's snapshot).
+    pub async fn stored_versions(&self) -> Result<BTreeMap<String, String>, PluginError> {
+        Ok(self
+            .rows()
+            .await?
+            .into_iter()
+            .map(|r| (r.id, r.version))
+            .collect())
     }
 
     pub fn list(&self) -> Vec<PluginInfo> {
@@ -554,6 +577,10 @@ impl PluginManager {
                 http,
                 documents,
                 blobs,
+                hooks: manifest.capabilities.hooks.then(|| {
+                    let runner: Arc<dyn capabilities::hooks::HookPoints> = self.hooks.clone();
+                    capabilities::hooks::HooksState::new(&runner)
+                }),
             },
         });
         let mut linker = Linker::new(self.runtime.engine());
@@ -580,11 +607,14 @@ impl PluginManager {
             })
             .collect();
         self.services.events.subscriptions.replace(subscriptions);
+        self.hooks.replace(&slots);
         self.slots.store(Arc::new(slots));
     }
 
-    /// Replaces one slot in the snapshot.
-    fn replace_slot(&self, id: &str, slot: Option<Arc<Slot>>) {
+    /// Replaces one slot in the snapshot after a change this process made, and tells the other
+    /// nodes of the site.
+    async fn replace_slot(&self, id: &str, slot: Option<Arc<Slot>>) {
+        let version = slot.as_ref().map(|s| s.manifest.version.to_string());
         let mut slots = (**self.slots.load()).clone();
         match slot {
             Some(slot) => {
@@ -595,6 +625,8 @@ impl PluginManager {
             }
         }
         self.publish(slots);
+        crate::cluster::plugin_changed(&self.config, &self.db, &self.data, id, version.as_deref())
+            .await;
     }
 }
 

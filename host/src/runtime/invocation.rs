@@ -27,6 +27,7 @@ use crate::capabilities::cache::{CacheCtx, CacheView};
 use crate::capabilities::config::{ConfigView, PluginSettings};
 use crate::capabilities::documents::{DocumentsCtx, DocumentsView};
 use crate::capabilities::events::{EventsCtx, EventsView, StagedEvents};
+use crate::capabilities::hooks::{HooksCtx, HooksView};
 use crate::capabilities::http_client::{HttpClientView, HttpCtx};
 use crate::capabilities::kv::{KvBackend, KvCtx, KvView, StagedKv};
 use crate::capabilities::log::{LogCtx, LogView};
@@ -36,12 +37,15 @@ use crate::wit::{Plugin, PluginPre};
 /// Bytes of a guest's stdout and stderr kept per invocation, for the log.
 const OUTPUT_CAPTURE: usize = 16 * 1024;
 
-/// What runs the invocation: an HTTP request, an event delivery, or a lifecycle call.
+/// What runs the invocation: an HTTP request, an event delivery, a lifecycle call, a hook or a
+/// schedule tick.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Http,
     Event,
     Lifecycle,
+    Hook,
+    Schedule,
 }
 
 impl Kind {
@@ -50,6 +54,8 @@ impl Kind {
             Self::Http => "http",
             Self::Event => "event",
             Self::Lifecycle => "lifecycle",
+            Self::Hook => "hook",
+            Self::Schedule => "schedule",
         }
     }
 }
@@ -73,6 +79,8 @@ pub struct InvocationState {
     pub(crate) staging: Option<Staging>,
     /// Blob writers and readers open in this invocation.
     pub(crate) open_blob_handles: usize,
+    /// Hook calls on the stack: 0 for a route, an event or a tick; n inside a hook n levels down.
+    pub(crate) hook_depth: u8,
     limiter: StoreLimiter,
     wasi: WasiCtx,
     table: ResourceTable,
@@ -207,6 +215,22 @@ impl HttpClientView for InvocationState {
             calls_made: &mut self.outbound_requests,
             max_calls: plugin.limits.max_outbound_requests,
             deadline: self.deadline,
+        }
+    }
+}
+
+impl HooksView for InvocationState {
+    fn hooks(&mut self) -> HooksCtx<'_> {
+        HooksCtx {
+            plugin: self.plugin.id.as_str(),
+            principal: &self.principal,
+            state: self
+                .plugin
+                .caps
+                .hooks
+                .as_ref()
+                .expect("hooks is linked only for plugins granted it"),
+            depth: self.hook_depth,
         }
     }
 }
@@ -382,6 +406,7 @@ impl Invoker {
             deadline,
             staging: None,
             open_blob_handles: 0,
+            hook_depth: 0,
             limiter: StoreLimiter::new(self.ctx.limits.memory_bytes()),
             wasi,
             table: ResourceTable::new(),

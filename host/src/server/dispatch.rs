@@ -92,7 +92,7 @@ pub async fn handle(State(site): State<Site>, request: Request) -> Result<Respon
             }
         })?;
 
-    let principal = authenticate(&site, &parts.headers).await?;
+    let principal = authenticate(&site, &parts.method, &parts.headers).await?;
     if let Access::Permission(local) = &matched.route.access {
         require(
             &principal,

@@ -120,6 +120,17 @@ impl From<AuthError> for ApiError {
             AuthError::Revoked => (StatusCode::UNAUTHORIZED, "token_revoked"),
             AuthError::Disabled => (StatusCode::UNAUTHORIZED, "account_disabled"),
             AuthError::BadCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
+            AuthError::Locked { retry_after } => {
+                return Self::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "account_locked",
+                    error.to_string(),
+                )
+                .with_header(
+                    http::header::RETRY_AFTER,
+                    &retry_after.as_secs().max(1).to_string(),
+                );
+            }
             AuthError::Throttled { retry_after } => {
                 return Self::new(
                     StatusCode::TOO_MANY_REQUESTS,

@@ -2,11 +2,15 @@
 //! `/api/{plugin-id}`.
 
 mod auth;
+mod auth_flows;
 mod blob_http;
 mod dispatch;
 mod error;
+mod events_api;
 mod host_api;
+mod identity_api;
 mod plugin_admin;
+pub mod sessions;
 
 use axum::extract::{FromRequest, Request, State};
 use axum::middleware::{self, Next};
@@ -38,6 +42,10 @@ pub fn router(site: Site) -> Router {
         .route("/api/{plugin}", any(dispatch::handle))
         .route("/api/{plugin}/{*rest}", any(dispatch::handle))
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            site.clone(),
+            auth::audit_denials,
+        ))
         .layer(middleware::from_fn_with_state(
             site.clone(),
             count_responses,

@@ -144,6 +144,8 @@ async fn a_new_plugin_builds_installs_and_serves() {
     let token = token.trim();
 
     let (mut server, url) = serve(&data);
+    // reqwest is built without a default TLS provider; nothing else in this test installs one.
+    ucms::install_crypto_provider();
     let client = reqwest::Client::new();
     let hello: serde_json::Value = client
         .get(format!("{url}/api/my-plugin/hello?name=Ada"))
@@ -199,7 +201,7 @@ fn installing_a_plugin_with_an_undeclared_import_names_it() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("error: the component imports ucms:host/http-client@0.2.0, but ucms-plugin.toml does not grant `http-client`"),
+        stderr.contains("error: the component imports ucms:host/http-client@0.2.1, but ucms-plugin.toml does not grant `http-client`"),
         "{stderr}"
     );
     assert!(

@@ -17,7 +17,7 @@ async fn an_import_the_manifest_does_not_grant_is_refused_by_name() {
     let err = t.install_with(MISBEHAVE, &manifest).await.unwrap_err();
     assert_eq!(err.code(), "undeclared_import", "{err}");
     let message = err.to_string();
-    assert!(message.contains("ucms:host/http-client@0.2.0"), "{message}");
+    assert!(message.contains("ucms:host/http-client@0.2.1"), "{message}");
     assert!(message.contains("`http-client`"), "{message}");
     assert!(message.contains("hint:"), "{message}");
     assert!(
@@ -40,7 +40,8 @@ async fn api_requirements_the_host_cannot_meet_are_refused() {
     let err = t.install_with(HELLO, &manifest).await.unwrap_err();
     assert_eq!(err.code(), "api_mismatch");
     assert!(
-        err.to_string().contains("this host provides 0.1.0, 0.2.0"),
+        err.to_string()
+            .contains("this host provides 0.1.0, 0.2.0, 0.2.1"),
         "{err}"
     );
     t.close().await;

@@ -2,15 +2,21 @@
 //! `ucms-test-components`) run by the real runtime, HTTP through the real router or a socket,
 //! storage on SQLite and on PostgreSQL.
 
+mod auth_flows;
 mod cli;
+mod cluster;
 mod data;
 mod egress;
 mod events;
+mod hooks;
+mod identity;
 mod install;
 mod kv;
 mod lifecycle;
+mod oidc_provider;
 mod routes;
 #[path = "../../blobs/tests/suite/s3_server.rs"]
 mod s3_server;
 mod sandbox;
+mod schedules;
 mod support;

@@ -239,17 +239,27 @@ pub fn check(
             )));
         }
     }
-    // Declared in the manifest format already; run by later API versions.
-    if !manifest.hooks.is_empty() {
+    // Hooks and schedules are run through exports that exist since 0.2.1.
+    let exports_since = Version::new(0, 2, 1);
+    let exported = |iface: &str| {
+        info.exports.iter().find_map(|name| {
+            parse_interface(name)
+                .filter(|(p, i, _)| *p == "ucms:plugin" && *i == iface)
+                .and_then(|(_, _, v)| v)
+        })
+    };
+    if !manifest.hooks.is_empty() && exported("hooks").is_none_or(|v| v < exports_since) {
         let points: Vec<&str> = manifest.hooks.iter().map(|h| h.point.as_str()).collect();
         return Err(ComponentError::Unsupported(format!(
-            "the manifest joins hook points ({}), but ucms:plugin {newest} has no hooks export to run them\n  hint: remove [[hooks]] until the plugin targets an API version with hooks",
+            "the manifest joins hook points ({}), but the component has no ucms:plugin/hooks export (it exists since ucms:plugin {exports_since})\n  hint: rebuild the plugin with an SDK for ucms:host {exports_since} or later, or remove [[hooks]]",
             points.join(", ")
         )));
     }
-    if !manifest.schedules.is_empty() {
+    if !manifest.schedules.is_empty() && exported("scheduler").is_none_or(|v| v < exports_since) {
+        let names: Vec<&str> = manifest.schedules.iter().map(|s| s.name.as_str()).collect();
         return Err(ComponentError::Unsupported(format!(
-            "the manifest declares schedules, but ucms:plugin {newest} has no scheduled-task export to run them\n  hint: remove [[schedules]] until the plugin targets an API version with schedules"
+            "the manifest declares schedules ({}), but the component has no ucms:plugin/scheduler export (it exists since ucms:plugin {exports_since})\n  hint: rebuild the plugin with an SDK for ucms:host {exports_since} or later, or remove [[schedules]]",
+            names.join(", ")
         )));
     }
     check_api(

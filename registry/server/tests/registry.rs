@@ -13,7 +13,7 @@ use ucms_registry::client::{ClientError, RegistryClient};
 use ucms_registry::{Registry, RegistryConfig};
 use ucms_test_components::{HELLO, MISBEHAVE};
 
-const API: semver::Version = semver::Version::new(0, 2, 0);
+const API: semver::Version = semver::Version::new(0, 2, 1);
 
 async fn registry(dir: &Path) -> (Arc<Registry>, SocketAddr) {
     let mut config = RegistryConfig::new(dir, vec![API]);
@@ -188,7 +188,7 @@ async fn publishing_refuses_what_a_site_would_refuse() {
     .unwrap_err();
     assert_eq!(err.code(), "invalid_component", "{err}");
     assert!(
-        err.to_string().contains("ucms:host/http-client@0.2.0"),
+        err.to_string().contains("ucms:host/http-client@0.2.1"),
         "{err}"
     );
 

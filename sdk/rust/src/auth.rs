@@ -83,3 +83,34 @@ pub fn require(permission: &str) -> crate::Result<()> {
         )))
     }
 }
+
+/// How far the caller holds a permission; see [`access`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Access {
+    Denied,
+    Granted,
+    /// Held only under these conditions, which your plugin evaluates: `own` means "only on
+    /// items the caller owns".
+    Only(Vec<String>),
+}
+
+impl Access {
+    /// Whether the permission is held under `condition` or unconditionally.
+    pub fn allows(&self, condition: &str) -> bool {
+        match self {
+            Self::Denied => false,
+            Self::Granted => true,
+            Self::Only(conditions) => conditions.iter().any(|c| c == condition),
+        }
+    }
+}
+
+/// Like [`check`], with the conditions a role attaches to its grant: a role granting
+/// `notes.edit:own` gives `Access::Only(vec!["own"])` for `"edit"`. Requires the `auth` capability.
+pub fn access(permission: &str) -> Access {
+    match raw::access(permission) {
+        raw::AccessLevel::Denied => Access::Denied,
+        raw::AccessLevel::Granted => Access::Granted,
+        raw::AccessLevel::Only(conditions) => Access::Only(conditions),
+    }
+}

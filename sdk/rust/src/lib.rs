@@ -1,7 +1,7 @@
 //! Write UCMS plugins in Rust.
 //!
 //! A UCMS plugin is a WebAssembly component that the UCMS host runs in a sandbox, one fresh instance
-//! per request or event. This crate wraps the generated `ucms:plugin@0.2.0` bindings in a small,
+//! per request or event. This crate wraps the generated `ucms:plugin@0.2.1` bindings in a small,
 //! typed API:
 //!
 //! - [`Router`], [`Request`], [`Response`] and [`Error`] serve the routes your manifest declares;
@@ -12,7 +12,10 @@
 //!   ones the host streamed in on an `upload = true` route;
 //! - [`cache`] keeps expensive results for a while, with tags to drop groups of them at once;
 //! - [`events`] publishes events, and [`Plugin::on_event`] receives the ones you subscribe to;
-//! - [`auth`] tells who is calling and checks your plugin's permissions;
+//! - [`auth`] tells who is calling and checks your plugin's permissions (with conditions such as
+//!   `own`: [`auth::access`]);
+//! - [`hooks`] runs the hook points you own and, with [`Plugin::hooks`], joins other plugins' ones;
+//! - [`schedules`] runs the cron schedules your manifest declares ([`Plugin::schedules`]);
 //! - [`config`] reads the settings and secrets the site owner set;
 //! - [`log`] writes structured log lines attributed to your plugin;
 //! - [`http`] makes outbound HTTP requests to the hosts your manifest lists.
@@ -62,12 +65,14 @@ pub mod config;
 pub mod documents;
 mod error;
 pub mod events;
+pub mod hooks;
 pub mod http;
 pub mod kv;
 pub mod log;
 mod request;
 mod response;
 mod router;
+pub mod schedules;
 
 pub use auth::Principal;
 pub use error::{Error, Result};
@@ -77,15 +82,15 @@ pub use response::Response;
 pub use router::Router;
 
 /// The `ucms:host` API version this SDK targets, stamped into every component it exports.
-pub const API_VERSION: &str = "0.2.0";
+pub const API_VERSION: &str = "0.2.1";
 
 /// The raw bindings generated from the UCMS WIT files. Prefer the typed API of this crate; these are
 /// here for what it does not cover yet.
 #[allow(missing_docs, clippy::all)]
 pub mod bindings {
     wit_bindgen::generate!({
-        world: "ucms:plugin/plugin@0.2.0",
-        path: ["../../wit/v0.2.0/host", "../../wit/v0.2.0/plugin"],
+        world: "ucms:plugin/plugin@0.2.1",
+        path: ["../../wit/v0.2.1/host", "../../wit/v0.2.1/plugin"],
         pub_export_macro: true,
         export_macro_name: "__export_plugin_world",
         default_bindings_module: "ucms_sdk::bindings",
@@ -108,6 +113,16 @@ pub trait Plugin {
             "this plugin subscribes to '{}' but does not implement Plugin::on_event",
             event.topic
         )))
+    }
+
+    /// The hook points this plugin joins (each also under `[[hooks]]` in the manifest).
+    fn hooks() -> hooks::Hooks {
+        hooks::Hooks::new()
+    }
+
+    /// The schedules this plugin runs (each also under `[[schedules]]` in the manifest).
+    fn schedules() -> schedules::Schedules {
+        schedules::Schedules::new()
     }
 
     /// Runs once when the plugin is installed, before it serves anything.
@@ -168,6 +183,25 @@ macro_rules! export {
                 }
             }
 
+            impl $crate::bindings::exports::ucms::plugin::hooks::Guest for UcmsExports {
+                fn handle(
+                    point: ::std::string::String,
+                    value: ::std::vec::Vec<u8>,
+                    principal: $crate::bindings::ucms::host::types::Principal,
+                ) -> $crate::bindings::exports::ucms::plugin::hooks::HookOutcome {
+                    $crate::__private::handle_hook::<$plugin>(point, value, principal)
+                }
+            }
+
+            impl $crate::bindings::exports::ucms::plugin::scheduler::Guest for UcmsExports {
+                fn tick(
+                    name: ::std::string::String,
+                    scheduled_at_ms: u64,
+                ) -> ::core::result::Result<(), ::std::string::String> {
+                    $crate::__private::handle_tick::<$plugin>(name, scheduled_at_ms)
+                }
+            }
+
     $crate::bindings::__export_plugin_world!(UcmsExports with_types_in $crate::bindings);
 
             // The host reads this custom section before it instantiates anything.
@@ -206,5 +240,19 @@ pub mod __private {
 
     pub fn handle_event<P: Plugin>(raw: event_handler::Event) -> Result<(), String> {
         P::on_event(Event::from_raw(raw)).map_err(|e| e.to_string())
+    }
+
+    pub fn handle_hook<P: Plugin>(
+        point: String,
+        value: Vec<u8>,
+        principal: crate::bindings::ucms::host::types::Principal,
+    ) -> crate::bindings::exports::ucms::plugin::hooks::HookOutcome {
+        P::hooks().dispatch(point, value, crate::Principal::from_raw(principal))
+    }
+
+    pub fn handle_tick<P: Plugin>(name: String, scheduled_at_ms: u64) -> Result<(), String> {
+        P::schedules()
+            .dispatch(name, scheduled_at_ms)
+            .map_err(|e| e.to_string())
     }
 }

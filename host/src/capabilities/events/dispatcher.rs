@@ -1,8 +1,9 @@
 //! Delivers outbox events to subscriber plugins: at least once, retried with exponential backoff
-//! and jitter, parked as dead letters after the last attempt.
+//! and jitter, parked as dead letters after the last attempt. Each node runs one dispatcher; their
+//! claims carry the node id, and the outbox keeps them from taking the same delivery.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures::StreamExt;
@@ -65,9 +66,15 @@ pub struct Dispatcher {
     metrics: Metrics,
     /// How long a claimed delivery stays leased: longer than any handler may run.
     lease: Duration,
+    /// This node's name in claims and logs.
+    node: String,
 }
 
+/// How often the backlog gauges are refreshed from the outbox.
+const BACKLOG_EVERY: Duration = Duration::from_secs(2);
+
 impl Dispatcher {
+    /// A dispatcher whose lease is `[events] lease-ms`, or `max_handler_time` plus 30 s.
     pub fn new(
         bus: Arc<EventBus>,
         subscribers: Arc<dyn Subscribers>,
@@ -75,23 +82,44 @@ impl Dispatcher {
         metrics: Metrics,
         max_handler_time: Duration,
     ) -> Self {
+        let lease = config
+            .lease_ms
+            .map(Duration::from_millis)
+            .unwrap_or(max_handler_time + Duration::from_secs(30));
         Self {
             bus,
             subscribers,
             config,
             metrics,
-            lease: max_handler_time + Duration::from_secs(30),
+            lease,
+            node: crate::cluster::default_node_id(),
         }
+    }
+
+    /// Names this node in claims and logs.
+    pub fn with_node(mut self, node: impl Into<String>) -> Self {
+        self.node = node.into();
+        self
+    }
+
+    /// The lease of a claimed delivery.
+    pub fn lease(&self) -> Duration {
+        self.lease
     }
 
     /// Runs until `stop` is cancelled.
     pub async fn run(self, stop: CancellationToken) {
         let poll = Duration::from_millis(self.config.poll_interval_ms.max(10));
+        let mut backlog_at: Option<Instant> = None;
         loop {
+            if backlog_at.is_none_or(|at| at.elapsed() >= BACKLOG_EVERY) {
+                self.refresh_backlog().await;
+                backlog_at = Some(Instant::now());
+            }
             let worked = match self.run_once().await {
                 Ok(n) => n > 0,
                 Err(e) => {
-                    tracing::warn!(error = %e, "event dispatch failed; retrying");
+                    tracing::warn!(node = %self.node, error = %e, "event dispatch failed; retrying");
                     false
                 }
             };
@@ -110,6 +138,17 @@ impl Dispatcher {
         }
     }
 
+    /// Sets the backlog gauges from the outbox.
+    pub async fn refresh_backlog(&self) {
+        match self.bus.outbox.backlog().await {
+            Ok(rows) => self.metrics.event_backlog(
+                rows.iter()
+                    .map(|b| (b.subscriber.as_str(), b.pending, b.dead)),
+            ),
+            Err(e) => tracing::debug!(error = %e, "cannot count the event backlog"),
+        }
+    }
+
     /// Claims and handles one batch of due deliveries; returns how many were handled.
     pub async fn run_once(&self) -> anyhow::Result<usize> {
         let now = now_ms();
@@ -117,7 +156,7 @@ impl Dispatcher {
         let claimed = self
             .bus
             .outbox
-            .claim(now, now + self.lease.as_millis() as i64, batch)
+            .claim(now, now + self.lease.as_millis() as i64, batch, &self.node)
             .await?;
         let n = claimed.len();
         futures::stream::iter(claimed)
@@ -128,6 +167,26 @@ impl Dispatcher {
 
     async fn handle(&self, delivery: Delivery) {
         let attempt = delivery.attempts + 1;
+        let sub = delivery.subscriber.as_str();
+        if attempt > self.config.max_attempts {
+            // Every attempt so far outlived its lease (a handler that hangs, nodes that died).
+            let error = format!(
+                "{} attempts ran out of their lease ({} ms) without an outcome",
+                delivery.attempts,
+                self.lease.as_millis()
+            );
+            tracing::warn!(node = %self.node, subscriber = sub, event = %delivery.event.id, "event parked as a dead letter: {error}");
+            self.metrics.event_delivery(sub, "failed", true);
+            if let Err(e) = self
+                .bus
+                .outbox
+                .fail(&delivery, &error, None, now_ms())
+                .await
+            {
+                tracing::warn!(subscriber = sub, error = %e, "cannot record an event delivery");
+            }
+            return;
+        }
         let event = EventDelivery {
             id: delivery.event.id.clone(),
             topic: delivery.event.topic.clone(),
@@ -137,41 +196,68 @@ impl Dispatcher {
             published_at_ms: delivery.event.published_at.max(0) as u64,
             attempt,
         };
-        let outcome = self.subscribers.deliver(&delivery.subscriber, event).await;
-        let (seq, sub) = (delivery.event_seq, delivery.subscriber.as_str());
+        let outcome = self.subscribers.deliver(sub, event).await;
+        let mut dead = false;
         let result = match &outcome {
             DeliveryOutcome::Delivered | DeliveryOutcome::Gone => {
-                self.bus.outbox.complete(seq, sub).await
+                self.bus.outbox.complete(&delivery).await
             }
             DeliveryOutcome::NotNow => {
                 let until = now_ms() + self.config.poll_interval_ms.max(1000) as i64;
-                self.bus.outbox.postpone(seq, sub, until).await
+                self.bus.outbox.postpone(&delivery, until).await
             }
             DeliveryOutcome::Failed(error) => {
                 let retry_at = (attempt < self.config.max_attempts)
                     .then(|| now_ms() + self.backoff(attempt).as_millis() as i64);
-                if retry_at.is_none() {
-                    tracing::warn!(
-                        subscriber = sub,
-                        event = %delivery.event.id,
-                        topic = %delivery.event.topic,
-                        attempts = attempt,
-                        error = %error,
-                        "event parked as a dead letter after its last attempt"
-                    );
-                }
+                dead = retry_at.is_none();
                 self.bus
                     .outbox
-                    .fail(seq, sub, error, retry_at, now_ms())
+                    .fail(&delivery, error, retry_at, now_ms())
                     .await
             }
         };
-        let dead =
-            matches!(outcome, DeliveryOutcome::Failed(_)) && attempt >= self.config.max_attempts;
-        self.metrics.event_delivery(sub, outcome.label(), dead);
-        if let Err(e) = result {
-            // The lease runs out and the delivery is claimed again: at least once.
-            tracing::warn!(subscriber = sub, error = %e, "cannot record an event delivery");
+        match result {
+            Ok(true) => {
+                if outcome == DeliveryOutcome::Delivered {
+                    let latency = now_ms().saturating_sub(delivery.event.published_at);
+                    self.metrics
+                        .event_delivered(sub, Duration::from_millis(latency.max(0) as u64));
+                }
+                if let DeliveryOutcome::Failed(error) = &outcome {
+                    if dead {
+                        tracing::warn!(
+                            node = %self.node,
+                            subscriber = sub,
+                            event = %delivery.event.id,
+                            topic = %delivery.event.topic,
+                            attempts = attempt,
+                            error = %error,
+                            "event parked as a dead letter after its last attempt"
+                        );
+                    } else {
+                        self.metrics.event_retry(sub);
+                    }
+                }
+                self.metrics.event_delivery(sub, outcome.label(), dead);
+            }
+            Ok(false) => {
+                // The lease ran out while the handler ran, and another claim (maybe another
+                // node) has the delivery now: its outcome counts, not this one.
+                tracing::warn!(
+                    node = %self.node,
+                    subscriber = sub,
+                    event = %delivery.event.id,
+                    outcome = outcome.label(),
+                    lease_ms = self.lease.as_millis() as u64,
+                    "the handler outlived its lease; its outcome is dropped"
+                );
+                self.metrics.event_delivery(sub, "lease_lost", false);
+            }
+            Err(e) => {
+                // The lease runs out and the delivery is claimed again: at least once.
+                self.metrics.event_delivery(sub, outcome.label(), false);
+                tracing::warn!(subscriber = sub, error = %e, "cannot record an event delivery");
+            }
         }
     }
 

@@ -16,7 +16,7 @@ use ucms_manifest::{EventsGrant, TopicPattern};
 use wasmtime::component::{HasData, Linker};
 
 pub use dispatcher::{DeliveryOutcome, Dispatcher, EventDelivery, Subscribers};
-pub use outbox::{DeadLetter, NewEvent, OutboxBackend};
+pub use outbox::{DeadLetter, DeadLetterQuery, NewEvent, OutboxBackend, Selection};
 pub(crate) use outbox::{INSERT_DELIVERY, INSERT_EVENT};
 
 use crate::metrics::Metrics;
@@ -48,12 +48,17 @@ impl Subscriptions {
     }
 }
 
+/// Called when this node published events, to wake the dispatchers of other nodes.
+pub type RemoteWake = Arc<dyn Fn() + Send + Sync>;
+
 /// The site-wide parts of the events capability.
 pub struct EventBus {
     pub outbox: Arc<dyn OutboxBackend>,
     pub subscriptions: Subscriptions,
     /// Wakes the dispatcher when something was published.
     pub wake: Notify,
+    /// Set when the site runs as one of several nodes ([`crate::cluster`]).
+    remote_wake: std::sync::OnceLock<RemoteWake>,
 }
 
 impl EventBus {
@@ -62,7 +67,21 @@ impl EventBus {
             outbox,
             subscriptions: Subscriptions::default(),
             wake: Notify::new(),
+            remote_wake: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Something was published: wake this node's dispatcher and, in a cluster, the others'.
+    pub fn published(&self) {
+        self.wake.notify_one();
+        if let Some(remote) = self.remote_wake.get() {
+            remote();
+        }
+    }
+
+    /// Installs the hook that wakes other nodes (once; later calls are ignored).
+    pub fn set_remote_wake(&self, wake: RemoteWake) {
+        let _ = self.remote_wake.set(wake);
     }
 }
 
@@ -188,7 +207,7 @@ impl EventsCtx<'_> {
             for _ in 0..published {
                 self.metrics.event_published(self.plugin, 0);
             }
-            self.bus.wake.notify_one();
+            self.bus.published();
         }
     }
 }
@@ -217,7 +236,7 @@ impl wit::Host for EventsCtx<'_> {
                     "the event outbox is unavailable; try again later".into(),
                 )));
             }
-            self.bus.wake.notify_one();
+            self.bus.published();
         }
         self.metrics.event_published(self.plugin, subscribers.len());
         Ok(Ok(event.id))
