@@ -506,8 +506,25 @@ impl Identity {
         password: &str,
         client: &str,
     ) -> Result<User, AuthError> {
+        self.check_credentials(email, password, client, "sign-in", serde_json::json!({}))
+            .await
+    }
+
+    /// The password check behind every password flow: the sign-in (`purpose` "sign-in") and the
+    /// token endpoint's password grant ("token"), each throttled under its own purpose. A
+    /// failure is audited as `auth.sign-in.failed` with `detail` (plus the client) and counted.
+    /// The failure count is cleared by the caller once every factor passed: clearing it here
+    /// would let someone who knows the password keep guessing second-factor codes.
+    pub(crate) async fn check_credentials(
+        &self,
+        email: &str,
+        password: &str,
+        client: &str,
+        purpose: &str,
+        mut detail: serde_json::Value,
+    ) -> Result<User, AuthError> {
         let email = email.trim().to_lowercase();
-        self.throttle_check(&email, client, "sign-in").await?;
+        self.throttle_check(&email, client, purpose).await?;
         let row: Option<(String, String)> = on_db!(&self.db, read, |pool| {
             sqlx::query_as("SELECT id, password_hash FROM users WHERE email = $1")
                 .bind(&email)
@@ -515,6 +532,8 @@ impl Identity {
                 .await
         })
         .map_err(AuthError::internal)?;
+        // An account without a password (invited, or made by an OIDC sign-in) is checked
+        // against the decoy like an unknown one, so both take as long as a real check.
         let (user_id, hash) = match row {
             Some((id, hash)) if !hash.is_empty() => (id, hash),
             _ => (String::new(), password::decoy_hash().await),
@@ -528,18 +547,12 @@ impl Identity {
             None
         };
         let Some(user) = user.filter(|u| !u.disabled) else {
-            self.audit(
-                None,
-                "auth.sign-in.failed",
-                Some(&email),
-                serde_json::json!({ "client": client }),
-            )
-            .await;
-            self.throttle_failure(&email, client, "sign-in").await;
+            detail["client"] = serde_json::json!(client);
+            self.audit(None, "auth.sign-in.failed", Some(&email), detail)
+                .await;
+            self.throttle_failure(&email, client, purpose).await;
             return Err(AuthError::BadCredentials);
         };
-        // The failure count is cleared by the caller once every factor passed: clearing it here
-        // would let someone who knows the password keep guessing second-factor codes.
         Ok(user)
     }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{AuthError, Identity, User, password};
+use super::{AuthError, Identity, User};
 use crate::db::{now_ms, on_db};
 
 const REFRESH_PREFIX: &str = "ucmsr_";
@@ -98,39 +98,14 @@ impl Identity {
         password: &str,
         client: &str,
     ) -> Result<User, AuthError> {
-        let email = email.trim().to_lowercase();
-        self.throttle_check(&email, client, "token").await?;
-        let row: Option<(String, String)> = on_db!(self.db(), read, |pool| {
-            sqlx::query_as("SELECT id, password_hash FROM users WHERE email = $1")
-                .bind(&email)
-                .fetch_optional(pool)
-                .await
-        })
-        .map_err(AuthError::internal)?;
-        let (user_id, hash) = match row {
-            Some(row) => row,
-            None => (String::new(), password::decoy_hash().await),
-        };
-        let ok = password::verify(password.to_string(), hash).await && !user_id.is_empty();
-        let user = if ok {
-            self.user_by_id(&user_id)
-                .await
-                .map_err(AuthError::internal)?
-        } else {
-            None
-        };
-        let Some(user) = user.filter(|u| !u.disabled) else {
-            self.throttle_failure(&email, client, "token").await;
-            self.audit(
-                None,
-                "auth.sign-in.failed",
-                Some(&email),
-                serde_json::json!({ "client": client, "grant": "password" }),
-            )
-            .await;
-            return Err(AuthError::BadCredentials);
-        };
-        Ok(user)
+        self.check_credentials(
+            email,
+            password,
+            client,
+            "token",
+            serde_json::json!({ "grant": "password" }),
+        )
+        .await
     }
 
     /// Opens a refresh family for `user` and returns its first tokens.

@@ -406,6 +406,49 @@ fn now_step() -> u64 {
         / 30
 }
 
+/// The right password alone doesn't clear an MFA account's failure count: otherwise someone who
+/// knows the password could keep guessing codes, a fresh challenge after every fifth wrong one.
+#[tokio::test]
+async fn a_correct_password_without_the_second_factor_keeps_the_failure_count() {
+    for backend in BACKENDS {
+        let Some(site) = TestSite::open(backend, test_config()).await else {
+            continue;
+        };
+        let identity = &site.site.services.identity;
+        let carol = user(&site, "mfa-carol@example.com").await;
+        let secret = identity.totp_enrol(&carol).await.unwrap().secret;
+        identity
+            .totp_confirm(&carol, &code_at(&secret, now_step()).unwrap())
+            .await
+            .unwrap();
+        let login = |password: &'static str| {
+            site.request(
+                Method::POST,
+                "/api/ucms/auth/login",
+                None,
+                Some(json!({ "email": "mfa-carol@example.com", "password": password })),
+            )
+        };
+        for _ in 0..9 {
+            let (status, body) = login("not the password").await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        }
+        let (status, body) = login(PASSWORD).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["mfa_required"], true, "{body}");
+        let (status, body) = login("not the password").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        // Ten failures in the window: locked, even for the right password.
+        let (status, body) = login(PASSWORD).await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::TOO_MANY_REQUESTS, "account_locked"),
+            "{body}"
+        );
+        site.close().await;
+    }
+}
+
 #[tokio::test]
 async fn totp_enrolment_sign_in_reuse_and_recovery_codes() {
     for backend in BACKENDS {
