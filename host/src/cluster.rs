@@ -243,7 +243,7 @@ pub async fn fetch_missing_files(db: &Db, data: &DataDir) -> anyhow::Result<bool
         for (version, current) in [(Some(version), true), (previous, false)] {
             let Some(version) = version else { continue };
             let dir = data.plugin_dir(&id, &version);
-            if dir.join(crate::plugins::COMPONENT_FILE).exists() {
+            if dir.join(ucms_package::archive::COMPONENT_FILE).exists() {
                 continue;
             }
             let files: Vec<(String, Vec<u8>)> = on_db!(db, read, |pool| {
@@ -293,7 +293,7 @@ fn write_files(dir: &std::path::Path, files: &[(String, Vec<u8>)]) -> anyhow::Re
     match std::fs::rename(&staging, dir) {
         Ok(()) => Ok(()),
         // Another round wrote it meanwhile.
-        Err(_) if dir.join(crate::plugins::COMPONENT_FILE).exists() => {
+        Err(_) if dir.join(ucms_package::archive::COMPONENT_FILE).exists() => {
             let _ = std::fs::remove_dir_all(&staging);
             Ok(())
         }

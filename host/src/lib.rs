@@ -14,7 +14,6 @@ pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod digest;
-pub mod hooks;
 pub mod identity;
 pub mod metrics;
 pub mod plugins;

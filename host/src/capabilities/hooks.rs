@@ -1,6 +1,6 @@
 //! `ucms:host/hooks`: a plugin runs the hook points it owns — those whose first segment is its
 //! id (`content.before-save` for `content`). The host calls the plugins that join the point, in
-//! priority order; the runner itself lives with the plugins (`crate::hooks::HookRunner`), reached
+//! priority order; the runner itself lives with the plugins (`crate::plugins::HookRunner`), reached
 //! through the small [`HookPoints`] trait so this module doesn't depend on `plugins`.
 
 use std::sync::{Arc, Weak};
@@ -44,7 +44,7 @@ impl HookError {
     }
 }
 
-/// Runs hook points; implemented by `crate::hooks::HookRunner`.
+/// Runs hook points; implemented by `crate::plugins::HookRunner`.
 #[async_trait]
 pub trait HookPoints: Send + Sync + 'static {
     /// Runs `point` on `value` for `principal`; `depth` is how many hook calls are already on the

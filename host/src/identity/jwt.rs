@@ -16,6 +16,7 @@ use base64::Engine as _;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
+use super::random::random_bytes;
 use super::{AuthError, Identity, Principal, User};
 use crate::config::AuthConfig;
 use crate::db::{now_ms, on_db, rfc3339};
@@ -31,12 +32,11 @@ const KEY_RELOAD_MIN: Duration = Duration::from_secs(1);
 /// How long the cached keys are trusted before a reload (another node may have rotated).
 const KEY_CACHE_TTL: Duration = Duration::from_secs(60);
 
-/// Settings and caches of the sign-in flows, shared by the clones of an [`Identity`].
+/// The JWT settings and signing-key cache, shared by the clones of an [`Identity`].
 #[derive(Debug)]
 pub struct AuthState {
     pub config: AuthConfig,
     keys: Mutex<KeyCache>,
-    pub(super) oidc: super::oidc::OidcCache,
 }
 
 impl AuthState {
@@ -44,7 +44,6 @@ impl AuthState {
         Self {
             config,
             keys: Mutex::new(KeyCache::default()),
-            oidc: super::oidc::OidcCache::default(),
         }
     }
 }
@@ -99,17 +98,6 @@ pub struct AccessToken {
 /// opaque `ucms_…` token.
 pub fn looks_like_jwt(bearer: &str) -> bool {
     bearer.starts_with("eyJ") && bearer.split('.').count() == 3
-}
-
-pub(super) fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut bytes = [0u8; N];
-    getrandom::fill(&mut bytes).expect("the operating system's random source works");
-    bytes
-}
-
-/// A random URL-safe string carrying `N` random bytes.
-pub(super) fn random_token<const N: usize>() -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<N>())
 }
 
 type KeyRow = (String, Vec<u8>, Vec<u8>, i64, Option<i64>);

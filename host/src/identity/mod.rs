@@ -5,10 +5,12 @@
 //! (`hello.counter.increment`, `ucms.plugins.read`); roles and token scopes hold patterns over
 //! them (`*`, `hello.*`, or an exact name). A token acts for its owner, limited to its scopes.
 
+pub mod flow_error;
 pub mod jwt;
 pub mod mail;
 pub mod oidc;
 pub mod password;
+mod random;
 pub mod refresh;
 mod roles;
 mod sessions;
@@ -290,8 +292,10 @@ pub struct Identity {
     public_url: std::sync::Arc<str>,
     /// The `public` role's grants, read at most once a second (every anonymous request needs them).
     public_grants: std::sync::Arc<std::sync::Mutex<Option<CachedGrants>>>,
-    /// JWT, refresh-token and OpenID Connect settings and caches (see [`jwt::AuthState`]).
+    /// JWT and refresh-token settings and the signing-key cache (see [`jwt::AuthState`]).
     auth: std::sync::Arc<jwt::AuthState>,
+    /// OpenID Connect discovery documents, key sets and the HTTP client.
+    oidc: std::sync::Arc<oidc::OidcCache>,
 }
 
 type UserRow = (String, String, String, bool, i64);
@@ -315,6 +319,7 @@ impl Identity {
             public_url: "http://127.0.0.1:8080".into(),
             public_grants: Default::default(),
             auth: std::sync::Arc::new(jwt::AuthState::new(Default::default())),
+            oidc: Default::default(),
         }
     }
 

@@ -18,7 +18,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
-use super::refresh::FlowError;
+use super::flow_error::FlowError;
 use super::{AuthError, Identity, User};
 use crate::config::OidcProviderConfig;
 use crate::db::{now_ms, on_db};
@@ -98,7 +98,7 @@ impl Identity {
     }
 
     fn oidc_http(&self) -> &reqwest::Client {
-        self.auth_state().oidc.http.get_or_init(|| {
+        self.oidc.http.get_or_init(|| {
             crate::install_crypto_provider();
             reqwest::Client::builder()
                 .timeout(HTTP_TIMEOUT)
@@ -114,7 +114,7 @@ impl Identity {
         name: &str,
         provider: &OidcProviderConfig,
     ) -> Result<Discovery, FlowError> {
-        let cache = &self.auth_state().oidc;
+        let cache = &self.oidc;
         if let Some((at, d)) = cache
             .discovery
             .lock()
@@ -158,7 +158,7 @@ impl Identity {
     }
 
     async fn oidc_jwks(&self, name: &str, uri: &str, force: bool) -> Result<JwkSet, FlowError> {
-        let cache = &self.auth_state().oidc;
+        let cache = &self.oidc;
         if let Some((at, set)) = cache
             .jwks
             .lock()
@@ -221,9 +221,9 @@ impl Identity {
             ));
         }
         let discovery = self.oidc_discovery(name, provider).await?;
-        let state = super::jwt::random_token::<32>();
-        let nonce = super::jwt::random_token::<32>();
-        let verifier = super::jwt::random_token::<32>();
+        let state = super::random::random_token::<32>();
+        let nonce = super::random::random_token::<32>();
+        let verifier = super::random::random_token::<32>();
         let hash = crate::digest::sha256(state.as_bytes()).to_vec();
         let expires = now_ms() + STATE_TTL.as_millis() as i64;
         // Spent and expired states are swept as new ones come: the table stays small.
@@ -537,7 +537,7 @@ impl Identity {
             Some(user) => user,
             None if provider.allow_signup => {
                 // The account signs in through the provider; its password is random and unknown.
-                let password = format!("{}Aa1!", super::jwt::random_token::<24>());
+                let password = format!("{}Aa1!", super::random::random_token::<24>());
                 self.create_user(&email, &password, &provider.default_roles)
                     .await
                     .map_err(FlowError::internal)?

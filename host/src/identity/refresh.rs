@@ -1,4 +1,4 @@
-//! Refresh tokens for API clients (OAuth2 style), and the error type of the sign-in flows.
+//! Refresh tokens for API clients (OAuth2 style).
 //!
 //! A password grant opens a *family*: one sign-in of one client. Each refresh token of the family
 //! is opaque (`ucmsr_…`), stored only as its SHA-256, and single-use: refreshing marks it used and
@@ -11,67 +11,11 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub use super::flow_error::FlowError;
 use super::{AuthError, Identity, User};
 use crate::db::{now_ms, on_db};
 
 const REFRESH_PREFIX: &str = "ucmsr_";
-
-/// Why a sign-in flow refused, with the stable code the API reports.
-#[derive(Debug, thiserror::Error)]
-pub enum FlowError {
-    /// The request itself is wrong (400).
-    #[error("{message}")]
-    BadRequest { code: &'static str, message: String },
-    /// Credentials or a grant were not accepted (401).
-    #[error("{message}")]
-    Unauthorized { code: &'static str, message: String },
-    /// Authenticated, but not allowed (403).
-    #[error("{message}")]
-    Forbidden { code: &'static str, message: String },
-    /// Not found or not configured (404).
-    #[error("{message}")]
-    NotFound { code: &'static str, message: String },
-    /// A state conflict (409).
-    #[error("{message}")]
-    Conflict { code: &'static str, message: String },
-    /// A remote party (the OpenID provider) failed (502).
-    #[error("{message}")]
-    Upstream { code: &'static str, message: String },
-    #[error(transparent)]
-    Auth(#[from] AuthError),
-}
-
-impl FlowError {
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::BadRequest { code, .. }
-            | Self::Unauthorized { code, .. }
-            | Self::Forbidden { code, .. }
-            | Self::NotFound { code, .. }
-            | Self::Conflict { code, .. }
-            | Self::Upstream { code, .. } => code,
-            Self::Auth(_) => "auth",
-        }
-    }
-
-    pub(super) fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::BadRequest {
-            code,
-            message: message.into(),
-        }
-    }
-
-    pub(super) fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
-        Self::Unauthorized {
-            code,
-            message: message.into(),
-        }
-    }
-
-    pub(super) fn internal(e: impl Into<anyhow::Error>) -> Self {
-        Self::Auth(AuthError::internal(e))
-    }
-}
 
 /// What the token endpoint answers (RFC 6749, section 5.1).
 #[derive(Debug, Clone, Serialize)]
@@ -117,7 +61,7 @@ impl Identity {
         if let Some(bad) = scopes.iter().find(|s| !super::valid_pattern(s)) {
             anyhow::bail!("'{bad}' is not a scope: use a permission, a prefix ('hello.*') or '*'");
         }
-        let family = hex::encode(super::jwt::random_bytes::<12>());
+        let family = hex::encode(super::random::random_bytes::<12>());
         let now = now_ms();
         let lifetime = Duration::from_secs(self.auth_config().jwt.refresh_lifetime_secs);
         let scopes_json = serde_json::to_string(scopes)?;
@@ -157,7 +101,7 @@ impl Identity {
     }
 
     async fn add_refresh_token(&self, family: &str, now: i64) -> anyhow::Result<String> {
-        let secret = super::jwt::random_token::<32>();
+        let secret = super::random::random_token::<32>();
         let hash = crate::digest::sha256(secret.as_bytes()).to_vec();
         on_db!(self.db(), write, |pool| {
             sqlx::query(

@@ -10,6 +10,7 @@ use base64::Engine as _;
 use serde::Serialize;
 use subtle::ConstantTimeEq;
 
+use super::random::random_bytes;
 use super::{Identity, Principal, User};
 use crate::db::{now_ms, on_db, rfc3339};
 
@@ -79,12 +80,6 @@ impl AuthError {
     pub(crate) fn internal(e: impl Into<anyhow::Error>) -> Self {
         Self::Internal(e.into())
     }
-}
-
-fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut bytes = [0u8; N];
-    getrandom::fill(&mut bytes).expect("the operating system's random source works");
-    bytes
 }
 
 type TokenRow = (

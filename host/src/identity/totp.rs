@@ -13,7 +13,7 @@ use std::time::Duration;
 use subtle::ConstantTimeEq;
 use totp_rs::{Algorithm, Builder, Secret, Totp};
 
-use super::refresh::FlowError;
+use super::flow_error::FlowError;
 use super::{AuthError, Identity, User};
 use crate::db::{now_ms, on_db};
 
@@ -102,7 +102,7 @@ impl Identity {
                         .into(),
             });
         }
-        let secret = Secret::from(super::jwt::random_bytes::<20>()).to_base32();
+        let secret = Secret::from(super::random::random_bytes::<20>()).to_base32();
         let issuer = self
             .auth_config()
             .public_url
@@ -249,7 +249,7 @@ impl Identity {
         }
         let codes: Vec<String> = (0..RECOVERY_CODES)
             .map(|_| {
-                let raw = hex::encode(super::jwt::random_bytes::<6>());
+                let raw = hex::encode(super::random::random_bytes::<6>());
                 format!("{}-{}-{}", &raw[0..4], &raw[4..8], &raw[8..12])
             })
             .collect();
@@ -338,7 +338,7 @@ impl Identity {
 
     /// Opens an MFA challenge for a user whose password was just checked.
     pub async fn open_mfa_challenge(&self, user: &User) -> anyhow::Result<String> {
-        let secret = super::jwt::random_token::<32>();
+        let secret = super::random::random_token::<32>();
         let hash = crate::digest::sha256(secret.as_bytes()).to_vec();
         let expires = now_ms() + CHALLENGE_TTL.as_millis() as i64;
         // Spent and expired challenges are swept as new ones come: the table stays small.

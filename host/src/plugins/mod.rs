@@ -12,6 +12,7 @@
 //! [`PluginManager::sync`].
 
 mod error;
+pub mod hooks;
 pub mod inspect;
 pub mod journal;
 mod lifecycle;
@@ -30,6 +31,7 @@ use ucms_manifest::Manifest;
 use wasmtime::component::Linker;
 
 pub use error::PluginError;
+pub use hooks::HookRunner;
 pub use lifecycle::ApplyOptions;
 pub use loaded::{HttpCall, Lifecycle, LoadedPlugin, PluginResponse, RouteMatch, RouteMiss};
 pub use source::{COMPONENT_FILE, Origin, PluginSource};
@@ -193,7 +195,7 @@ pub struct PluginManager {
     db: Db,
     slots: ArcSwap<BTreeMap<String, Arc<Slot>>>,
     /// The joined plugins of every hook point, rebuilt with each snapshot.
-    hooks: Arc<crate::hooks::HookRunner>,
+    hooks: Arc<HookRunner>,
     /// Serializes changes in this process; reads never wait for it.
     changes: tokio::sync::Mutex<()>,
 }
@@ -215,7 +217,7 @@ impl PluginManager {
         db: Db,
     ) -> Self {
         Self {
-            hooks: Arc::new(crate::hooks::HookRunner::new(services.metrics.clone())),
+            hooks: Arc::new(HookRunner::new(services.metrics.clone())),
             runtime,
             services,
             config,
@@ -237,7 +239,7 @@ impl PluginManager {
     }
 
     /// The site's hook runner: `run` a hook point from host code.
-    pub fn hooks(&self) -> &Arc<crate::hooks::HookRunner> {
+    pub fn hooks(&self) -> &Arc<HookRunner> {
         &self.hooks
     }
 

@@ -11,8 +11,8 @@ use ucms_package::trust::TrustStore;
 
 use super::PluginError;
 
-/// The component's file name beside the manifest.
-pub const COMPONENT_FILE: &str = "plugin.wasm";
+/// The component's file name beside the manifest (as in a package).
+pub use ucms_package::archive::COMPONENT_FILE;
 
 /// Largest component accepted.
 pub const MAX_COMPONENT_BYTES: u64 = 64 * 1024 * 1024;

@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 use super::auth::{Caller, client_address_behind_proxy};
 use super::{ApiError, JsonBody};
 use crate::Site;
+use crate::identity::flow_error::FlowError;
 use crate::identity::oidc::CallbackParams;
-use crate::identity::refresh::FlowError;
 use crate::identity::totp::Factor;
 use crate::identity::{Principal, User};
 

@@ -108,7 +108,7 @@ async fn hooks_rewrite_and_reject_in_priority_order() {
             .await
             .unwrap_err();
         assert!(
-            matches!(&rejected, ucms::hooks::HookError::Rejected { plugin, .. } if plugin == "hooky-check"),
+            matches!(&rejected, ucms::plugins::hooks::HookError::Rejected { plugin, .. } if plugin == "hooky-check"),
             "{rejected:?}"
         );
 

@@ -17,10 +17,10 @@ use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use ucms_manifest::{Hook, OnFailure};
 
+use super::{LoadedPlugin, PluginState, Slot};
 pub use crate::capabilities::hooks::{HookError, HookPoints, MAX_DEPTH};
 use crate::identity::Principal;
 use crate::metrics::Metrics;
-use crate::plugins::{LoadedPlugin, PluginState, Slot};
 use crate::wit::latest::exports::ucms::plugin::hooks::HookOutcome;
 
 /// The largest value a hook point carries, in and out of every hook.
