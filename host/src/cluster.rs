@@ -189,6 +189,18 @@ fn files_under(dir: &std::path::Path) -> std::io::Result<Vec<(String, Vec<u8>)>>
 }
 
 async fn store_files(db: &Db, data: &DataDir, id: &str, version: &str) -> anyhow::Result<()> {
+    // A version's files never change once installed (a removal forgets them all), so an enable,
+    // a disable or a rollback to a version already shared copies nothing again.
+    let shared: Option<i32> = on_db!(db, read, |pool| {
+        sqlx::query_scalar("SELECT 1 FROM plugin_files WHERE plugin = $1 AND version = $2 LIMIT 1")
+            .bind(id)
+            .bind(version)
+            .fetch_optional(pool)
+            .await
+    })?;
+    if shared.is_some() {
+        return Ok(());
+    }
     let dir = data.plugin_dir(id, version);
     let files = tokio::task::spawn_blocking(move || files_under(&dir)).await??;
     on_db!(db, write, |pool| {

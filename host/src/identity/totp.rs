@@ -313,19 +313,21 @@ impl Identity {
             .await;
             return Err(bad_code());
         }
-        for sql in [
-            "DELETE FROM recovery_codes WHERE user_id = $1",
-            "DELETE FROM user_totp WHERE user_id = $1",
-        ] {
-            on_db!(self.db(), write, |pool| {
-                sqlx::query(sql)
-                    .bind(&user.id)
-                    .execute(pool)
-                    .await
-                    .map(|r| r.rows_affected())
-            })
-            .map_err(FlowError::internal)?;
-        }
+        // One transaction: never recovery codes gone while TOTP stays on, or the reverse.
+        on_db!(self.db(), write, |pool| {
+            async {
+                let mut tx = pool.begin().await?;
+                for sql in [
+                    "DELETE FROM recovery_codes WHERE user_id = $1",
+                    "DELETE FROM user_totp WHERE user_id = $1",
+                ] {
+                    sqlx::query(sql).bind(&user.id).execute(&mut *tx).await?;
+                }
+                tx.commit().await
+            }
+            .await
+        })
+        .map_err(FlowError::internal)?;
         self.audit(
             Some(&format!("user:{}", user.id)),
             "mfa.disable",

@@ -300,6 +300,33 @@ impl Identity {
         Ok(secret)
     }
 
+    /// Uses up a reset or invitation ticket and sets the account's password. Wrong tickets count
+    /// against the client's address; a weak password is refused before the ticket is spent.
+    async fn redeem_with_password(
+        &self,
+        kind: TicketKind,
+        token: &str,
+        new_password: &str,
+        client: &str,
+    ) -> Result<User, TicketError> {
+        let purpose = match kind {
+            TicketKind::Reset => "password-reset",
+            TicketKind::Invite => "invite-accept",
+        };
+        let key = format!("ticket:{client}");
+        self.throttle_check(&key, client, purpose).await?;
+        password::check_strength(new_password).map_err(TicketError::WeakPassword)?;
+        let user = match self.redeem_ticket(kind, token).await {
+            Ok(user) => user,
+            Err(e) => {
+                self.throttle_failure(&key, client, purpose).await;
+                return Err(e);
+            }
+        };
+        self.store_password(&user.id, new_password).await?;
+        Ok(user)
+    }
+
     /// Uses up a ticket: the user it was for, or why not.
     async fn redeem_ticket(&self, kind: TicketKind, secret: &str) -> Result<User, TicketError> {
         let hash = crate::digest::sha256(secret.trim().as_bytes()).to_vec();
@@ -395,17 +422,9 @@ impl Identity {
         new_password: &str,
         client: &str,
     ) -> Result<User, TicketError> {
-        let key = format!("ticket:{client}");
-        self.throttle_check(&key, client, "password-reset").await?;
-        password::check_strength(new_password).map_err(TicketError::WeakPassword)?;
-        let user = match self.redeem_ticket(TicketKind::Reset, token).await {
-            Ok(user) => user,
-            Err(e) => {
-                self.throttle_failure(&key, client, "password-reset").await;
-                return Err(e);
-            }
-        };
-        self.store_password(&user.id, new_password).await?;
+        let user = self
+            .redeem_with_password(TicketKind::Reset, token, new_password, client)
+            .await?;
         let (sessions, families) = self.sign_out_everywhere(&user.id).await?;
         self.audit(
             Some(&format!("user:{}", user.id)),
@@ -472,17 +491,9 @@ impl Identity {
         new_password: &str,
         client: &str,
     ) -> Result<User, TicketError> {
-        let key = format!("ticket:{client}");
-        self.throttle_check(&key, client, "invite-accept").await?;
-        password::check_strength(new_password).map_err(TicketError::WeakPassword)?;
-        let user = match self.redeem_ticket(TicketKind::Invite, token).await {
-            Ok(user) => user,
-            Err(e) => {
-                self.throttle_failure(&key, client, "invite-accept").await;
-                return Err(e);
-            }
-        };
-        self.store_password(&user.id, new_password).await?;
+        let user = self
+            .redeem_with_password(TicketKind::Invite, token, new_password, client)
+            .await?;
         self.audit(
             Some(&format!("user:{}", user.id)),
             "user.invite.accept",
