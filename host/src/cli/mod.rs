@@ -1,6 +1,7 @@
 //! The `ucms` command.
 
 mod plugin;
+mod policy;
 mod registry;
 mod serve;
 mod token;
@@ -50,6 +51,9 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Ask what the operator's policy allows, before installing.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
     /// Run a plugin registry, and manage its publishers and keys.
     #[command(subcommand)]
     Registry(registry::RegistryCommand),
@@ -80,10 +84,6 @@ pub fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    init_logging(
-        cli.global.log.as_deref().unwrap_or(&config.log.level),
-        &config.log.format,
-    );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -94,7 +94,15 @@ pub fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    // Held to the end: dropping it flushes the traces still buffered.
+    let telemetry = crate::telemetry::init(
+        cli.global.log.as_deref().unwrap_or(&config.log.level),
+        &config.log,
+        &config.telemetry,
+        runtime.handle(),
+    );
     let result = runtime.block_on(run(cli, config));
+    drop(telemetry);
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -110,24 +118,9 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Plugin(cmd) => plugin::run(&cli.global, config, cmd).await,
         Command::User(cmd) => user::run(&cli.global, config, cmd).await,
         Command::Token(cmd) => token::run(&cli.global, config, cmd).await,
+        Command::Policy(cmd) => policy::run(&cli.global, config, cmd).await,
         Command::Registry(cmd) => registry::run(cmd).await,
     }
-}
-
-fn init_logging(filter: &str, format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|e| {
-        eprintln!("warning: log filter '{filter}' is not valid ({e}); using 'info'");
-        tracing_subscriber::EnvFilter::new("info")
-    });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
-    let _ = if format == "json" {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
 }
 
 /// Asks a yes/no question on the terminal; without one, `--yes` is required.

@@ -6,6 +6,7 @@ mod auth_flows;
 mod cli;
 mod cluster;
 mod data;
+mod dns_server;
 mod egress;
 mod events;
 mod hooks;
@@ -14,6 +15,8 @@ mod install;
 mod kv;
 mod lifecycle;
 mod oidc_provider;
+mod policy;
+mod quarantine;
 mod routes;
 #[path = "../../blobs/tests/suite/s3_server.rs"]
 mod s3_server;
