@@ -31,6 +31,8 @@ pub struct Options {
     /// Whether quarantine may stop the misbehaving plugin (off keeps its load on the host for the
     /// whole fault phase, the harder case).
     pub quarantine: bool,
+    /// Only the misbehaving routes whose path contains one of these (all when empty).
+    pub only: Vec<String>,
 }
 
 impl Options {
@@ -41,6 +43,7 @@ impl Options {
             good_requests: 150,
             bad_clients: 4,
             quarantine: false,
+            only: Vec::new(),
         }
     }
 
@@ -51,6 +54,7 @@ impl Options {
             good_requests: 2_000,
             bad_clients: 8,
             quarantine: false,
+            only: Vec::new(),
         }
     }
 }
@@ -96,10 +100,18 @@ impl Report {
 
     pub fn print(&self) {
         println!("fault-load: {} requests served", self.served);
-        for (name, phase) in [("baseline", &self.baseline), ("under fault", &self.under_fault)] {
+        for (name, phase) in [
+            ("baseline", &self.baseline),
+            ("under fault", &self.under_fault),
+        ] {
             println!(
                 "  well-behaved, {name:11}: {:6} requests in {:5.2} s, {} failed, p50 {:>7} µs, p99 {:>7} µs, max {:>8} µs",
-                phase.requests, phase.seconds, phase.failed, phase.p50_us, phase.p99_us, phase.max_us
+                phase.requests,
+                phase.seconds,
+                phase.failed,
+                phase.p50_us,
+                phase.p99_us,
+                phase.max_us
             );
         }
         println!(
@@ -165,8 +177,7 @@ impl Conn {
             let stream = tokio::net::TcpStream::connect(self.addr).await?;
             stream.set_nodelay(true)?;
             let (sender, conn) =
-                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                    .await?;
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
             tokio::spawn(conn);
             self.sender = Some(sender);
         }
@@ -285,6 +296,7 @@ const BAD_REQUESTS: &[(&str, &str)] = &[
 
 async fn bad_client(
     addr: SocketAddr,
+    mix: Arc<Vec<(&'static str, &'static str)>>,
     client: usize,
     stop: Arc<AtomicBool>,
     served: Arc<Tally>,
@@ -293,12 +305,9 @@ async fn bad_client(
     let mut conn = Conn::new(addr);
     let mut i = client;
     while !stop.load(Ordering::Relaxed) {
-        let (method, path) = BAD_REQUESTS[i % BAD_REQUESTS.len()];
+        let (method, path) = mix[i % mix.len()];
         i += 1;
-        let answer = match conn
-            .send(method.parse()?, path, None, None)
-            .await
-        {
+        let answer = match conn.send(method.parse()?, path, None, None).await {
             Ok((status, body)) => format!(
                 "{status} {}",
                 body["error"]["code"].as_str().unwrap_or("(no error)")
@@ -378,7 +387,11 @@ pub async fn run(dir: &std::path::Path, options: &Options) -> anyhow::Result<Rep
         .await?;
     let identity = &site.services.identity;
     let user = identity
-        .create_user("load@example.com", "a long enough password", &["admin".into()])
+        .create_user(
+            "load@example.com",
+            "a long enough password",
+            &["admin".into()],
+        )
         .await?;
     let token: Arc<str> = identity
         .issue_token(
@@ -420,8 +433,30 @@ pub async fn run(dir: &std::path::Path, options: &Options) -> anyhow::Result<Rep
     let baseline = run_phase(addr, &token, "baseline", options, &tally).await?;
 
     let stop = Arc::new(AtomicBool::new(false));
+    let mix: Arc<Vec<_>> = Arc::new(
+        BAD_REQUESTS
+            .iter()
+            .copied()
+            .filter(|(_, path)| {
+                options.only.is_empty() || options.only.iter().any(|o| path.contains(o.as_str()))
+            })
+            .collect(),
+    );
+    anyhow::ensure!(
+        !mix.is_empty(),
+        "no misbehaving route matches {:?}",
+        options.only
+    );
     let bad: Vec<_> = (0..options.bad_clients)
-        .map(|c| tokio::spawn(bad_client(addr, c, stop.clone(), tally.clone())))
+        .map(|c| {
+            tokio::spawn(bad_client(
+                addr,
+                mix.clone(),
+                c,
+                stop.clone(),
+                tally.clone(),
+            ))
+        })
         .collect();
     // Let the misbehaving load build up before the good traffic starts.
     tokio::time::sleep(Duration::from_millis(300)).await;

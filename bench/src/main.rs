@@ -65,6 +65,10 @@ enum Cmd {
         /// Let quarantine stop the misbehaving plugin.
         #[arg(long)]
         quarantine: bool,
+        /// Only the misbehaving routes whose path contains this (repeatable): spin, alloc,
+        /// panic, log-flood, publish, huge, egress, recurse.
+        #[arg(long)]
+        only: Vec<String>,
     },
     /// Resolver time on a synthetic index of 1,000 packages × 20 versions.
     Resolve {
@@ -172,6 +176,7 @@ fn main() -> anyhow::Result<()> {
             good_requests,
             bad_clients,
             quarantine,
+            only,
         }) => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -184,10 +189,14 @@ fn main() -> anyhow::Result<()> {
                     good_requests: good_requests.max(4),
                     bad_clients,
                     quarantine,
+                    only,
                 },
             ))?;
             report.print();
-            anyhow::ensure!(report.held(), "well-behaved requests failed or data was lost");
+            anyhow::ensure!(
+                report.held(),
+                "well-behaved requests failed or data was lost"
+            );
             return Ok(());
         }
         Some(Cmd::Install { runs }) => {

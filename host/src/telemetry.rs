@@ -82,7 +82,10 @@ pub fn init(
             opentelemetry_sdk::propagation::TraceContextPropagator::new(),
         );
     }
-    let _ = tracing_subscriber::registry().with(fmt).with(otel).try_init();
+    let _ = tracing_subscriber::registry()
+        .with(fmt)
+        .with(otel)
+        .try_init();
     Telemetry { provider }
 }
 

@@ -579,7 +579,11 @@ impl PluginManager {
             .map(|r| r.rows_affected())
         })
         .map_err(|e| PluginError::Storage(e.into()))?;
-        let quarantine = if enabled { None } else { slot.quarantine.clone() };
+        let quarantine = if enabled {
+            None
+        } else {
+            slot.quarantine.clone()
+        };
         let state = match (&slot.state, enabled) {
             (PluginState::Failed(reason), _) => PluginState::Failed(reason.clone()),
             (PluginState::Refused(reason), _) => PluginState::Refused(reason.clone()),
@@ -591,7 +595,6 @@ impl PluginManager {
                 loaded.ctx().health.reset();
             }
             self.services.metrics.quarantined(id, false);
-            self.services.events.resume(id).await;
             self.services
                 .identity
                 .audit(
@@ -634,6 +637,11 @@ impl PluginManager {
             updated.state.label(),
         );
         self.replace_slot(id, Some(updated)).await;
+        if released {
+            // Only now that the snapshot shows it enabled: a delivery claimed before would be
+            // parked again.
+            self.services.events.resume(id).await;
+        }
         Ok(info)
     }
 

@@ -11,7 +11,7 @@ use crate::support::{TestSite, code, test_config};
 async fn an_import_the_manifest_does_not_grant_is_refused_by_name() {
     let t = TestSite::sqlite().await;
     let manifest = MISBEHAVE.manifest().replace(
-        r#"http-client = { hosts = ["127.0.0.1", "localhost", "169.254.169.254", "[::1]"] }"#,
+        r#"http-client = { hosts = ["127.0.0.1", "localhost", "169.254.169.254", "[::1]", "*.ucms.test"] }"#,
         "",
     );
     let err = t.install_with(MISBEHAVE, &manifest).await.unwrap_err();

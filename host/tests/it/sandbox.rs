@@ -174,7 +174,7 @@ async fn too_many_instances_at_once_are_refused_as_busy() {
     let t = TestSite::sqlite().await;
     let manifest = MISBEHAVE.manifest().replace(
         "timeout-ms = 1000",
-        "timeout-ms = 3000\nmax-concurrency = 1",
+        "timeout-ms = 3000\ncpu-ms = 10000\nmax-concurrency = 1",
     );
     t.install_with(MISBEHAVE, &manifest).await.unwrap();
     let addr = t.serve().await;
