@@ -8,6 +8,7 @@ mod cluster;
 mod data;
 mod egress;
 mod events;
+mod fuzz_host;
 mod hooks;
 mod identity;
 mod install;
