@@ -71,9 +71,9 @@ fuzz_target!(|input: Input| {
     };
     for (i, route) in m.routes.iter().enumerate() {
         if !route.path.contains('{') {
-            let hit = table
-                .at(route.method, &route.path)
-                .unwrap_or_else(|e| panic!("{} {:?} misses itself: {e:?}", route.method, route.path));
+            let hit = table.at(route.method, &route.path).unwrap_or_else(|e| {
+                panic!("{} {:?} misses itself: {e:?}", route.method, route.path)
+            });
             assert_eq!(hit.index, i);
             continue;
         }

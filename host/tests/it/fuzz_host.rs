@@ -45,7 +45,7 @@ async fn upstream() -> SocketAddr {
                 "slow"
             }),
         )
-        .fallback(|method: http::Method, body: Bytes| async move {
+        .fallback(|method: Method, body: Bytes| async move {
             format!("{method} {} bytes", body.len())
         });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
