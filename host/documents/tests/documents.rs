@@ -1456,10 +1456,19 @@ async fn extreme_floats_read_back_found_by_the_host_fuzzer(t: &TestDb) {
         "nested": [{"x": 1.7976931348623157e308}],
     });
     let doc = d.insert(s, &Q, Some("f"), data.clone()).await.unwrap();
-    let back = d.get(s, "f").await.unwrap().expect("the document reads back");
+    let back = d
+        .get(s, "f")
+        .await
+        .unwrap()
+        .expect("the document reads back");
     assert_eq!(back.revision, doc.revision);
     for key in ["max", "min", "tiny", "small", "big"] {
-        assert_eq!(back.data[key].as_f64(), data[key].as_f64(), "{}: {key}", t.backend);
+        assert_eq!(
+            back.data[key].as_f64(),
+            data[key].as_f64(),
+            "{}: {key}",
+            t.backend
+        );
     }
     let page = d
         .query(

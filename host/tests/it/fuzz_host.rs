@@ -45,9 +45,9 @@ async fn upstream() -> SocketAddr {
                 "slow"
             }),
         )
-        .fallback(|method: Method, body: Bytes| async move {
-            format!("{method} {} bytes", body.len())
-        });
+        .fallback(
+            |method: Method, body: Bytes| async move { format!("{method} {} bytes", body.len()) },
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });

@@ -734,7 +734,11 @@ pub async fn control_characters_in_list_prefix_and_cursor_found_by_the_host_fuzz
     }
     use base64::Engine as _;
     let cursor = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("a\0b");
-    let err = env.blobs.list(PLUGIN, "", Some(&cursor), 10).await.unwrap_err();
+    let err = env
+        .blobs
+        .list(PLUGIN, "", Some(&cursor), 10)
+        .await
+        .unwrap_err();
     assert!(matches!(err, BlobError::Invalid(_)), "{err}");
     let (all, _) = env.blobs.list(PLUGIN, "", None, 10).await.unwrap();
     assert_eq!(all.len(), 1);
