@@ -368,6 +368,16 @@ fn main() {
         "local-revocation",
         [&[3u8][..], local.to_string().as_bytes()].concat(),
     );
+    // ... revoked past the year 9999 (every message about the key once panicked).
+    let far = serde_json::json!({
+        "revocations": [Revocation::local(&publisher.public().id(), 300_000_000_000, "far")],
+        "key_id": publisher.public().id(),
+    });
+    seed(
+        "registry_meta",
+        "local-revocation-far",
+        [&[3u8][..], far.to_string().as_bytes()].concat(),
+    );
     seed(
         "registry_meta",
         "public-key",
