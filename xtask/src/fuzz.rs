@@ -53,7 +53,7 @@ pub const TARGETS: &[&str] = &[
 const DOCUMENT_TARGETS: &[&str] = &["documents_path", "documents_query"];
 
 /// Seconds per target in `cargo xtask test`.
-pub const CI_SECONDS: u64 = 20;
+pub const CI_SECONDS: u64 = 15;
 
 pub fn main(args: &[String]) -> anyhow::Result<()> {
     let mut target = None;

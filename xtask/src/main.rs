@@ -143,7 +143,7 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
             "legacy",
         ])
         .args(extra))?;
-    // Bounded: about 20 s per target plus the build (docs/fuzzing.md).
+    // Bounded: 15 s per target plus the build (docs/fuzzing.md).
     fuzz::ci()?;
     Ok(())
 }
