@@ -11,7 +11,8 @@
 //!
 //! - `cargo xtask fuzz [TARGET] [--seconds N]`: every target (or one) for N seconds (default 60).
 //! - `cargo xtask fuzz [TARGET] --minimize`: merges the scratch corpus into the committed one,
-//!   keeping only inputs that add coverage (libFuzzer's `-merge=1`, what `cargo fuzz cmin` does).
+//!   keeping a smallest set of inputs that covers what all of them cover (libFuzzer's
+//!   `-set_cover_merge=1`; `cargo fuzz cmin` does the same job with `-merge=1`).
 //! - `cargo xtask test` (and `cargo xtask fuzz --ci`) calls [`ci`]: the targets that don't need a database library, for
 //!   [`CI_SECONDS`] each, built with a lighter profile; see docs/fuzzing.md for the budget.
 
@@ -205,7 +206,7 @@ fn minimize(bins: &Path, target: &str) -> anyhow::Result<()> {
     std::fs::create_dir_all(&scratch)?;
     let before = corpus_size(&committed);
     run(Command::new(bins.join(target))
-        .arg("-merge=1")
+        .arg("-set_cover_merge=1")
         .arg(&merged)
         .arg(&committed)
         .arg(&scratch)
