@@ -18,6 +18,7 @@ const GUESTS: &[(&str, &str, &str)] = &[
     ("HOOKY", "hooky", "tests/components/hooky"),
     ("LEGACY_0_2", "legacy-0-2", "tests/components/legacy-0-2"),
     ("TALLY", "tally", "tests/components/tally"),
+    ("FUZZER", "fuzzer", "tests/components/fuzzer"),
 ];
 
 const TARGET: &str = "wasm32-wasip2";

@@ -5,8 +5,11 @@
 //!   publisher key; packs, signs and publishes every plugin; then installs them by name into a
 //!   fresh site (`target/demo/ucms-data`) through the resolver, showing the capabilities each asks
 //!   for; creates an admin account and a token, and serves the site on 127.0.0.1:8080 with SQLite.
-//! - `cargo xtask test`: builds every guest and runs every test. With `CI=true`, a suite that can't
-//!   run (PostgreSQL unreachable, say) fails instead of being skipped.
+//! - `cargo xtask test`: builds every guest and runs every test, then the fuzz targets for a
+//!   bounded time. With `CI=true`, a suite that can't run (PostgreSQL unreachable, say) fails
+//!   instead of being skipped.
+//! - `cargo xtask fuzz [TARGET] [--seconds N] [--minimize]`: builds the fuzz targets (`fuzz/`)
+//!   with libFuzzer on stable Rust and runs them (docs/fuzzing.md).
 //!
 //! Both add the `wasm32-wasip2` target with rustup when it is missing.
 
@@ -14,6 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use anyhow::{Context, bail};
+
+mod fuzz;
 
 const TARGET: &str = "wasm32-wasip2";
 const DEMO_PLUGINS: &[&str] = &[
@@ -30,9 +35,10 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("demo") => demo(&args[1..]),
         Some("test") => test(&args[1..]),
+        Some("fuzz") => fuzz::main(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <demo|test> [args]\n\n  demo   build the example plugins and serve them on 127.0.0.1:8080\n  test   build every guest and run every test (extra args go to cargo test)"
+                "usage: cargo xtask <demo|test|fuzz> [args]\n\n  demo   build the example plugins and serve them on 127.0.0.1:8080\n  test   build every guest and run every test (extra args go to cargo test)\n  fuzz   run the fuzz targets: [TARGET] [--seconds N] [--minimize]"
             );
             return ExitCode::from(2);
         }
@@ -137,6 +143,8 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
             "legacy",
         ])
         .args(extra))?;
+    // Bounded: 15 s per target plus the build (docs/fuzzing.md).
+    fuzz::ci()?;
     Ok(())
 }
 

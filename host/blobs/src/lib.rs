@@ -247,6 +247,11 @@ impl Blobs {
         validate::plugin(plugin)?;
         let limit = limit.clamp(1, self.inner.limits.max_list.max(1));
         let cursor = cursor.map(validate::decode_cursor).transpose()?;
+        // Keys have no control characters (validate::key), so a prefix with one matches nothing;
+        // the database is not asked (PostgreSQL refuses a NUL in text; found by the host fuzzer).
+        if prefix.chars().any(char::is_control) {
+            return Ok((Vec::new(), None));
+        }
         // Keys with the prefix sort together, from the prefix itself; a cursor before the prefix
         // would list keys outside it.
         let (start, after) = match &cursor {

@@ -132,6 +132,8 @@ pub(crate) fn decode_cursor(cursor: &str) -> Result<String, BlobError> {
         .decode(cursor)
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
+        // A cursor is a key this store returned, and keys have no control characters.
+        .filter(|key| !key.chars().any(char::is_control))
         .ok_or_else(|| {
             BlobError::Invalid(
                 "the list cursor is not one this store returned: pass back the cursor from the \

@@ -27,6 +27,7 @@ on_both!(
     concurrent_writers_conflict_cleanly,
     limits_of_a_plugin,
     bulk_inserts_name_the_failing_document,
+    extreme_floats_read_back_found_by_the_host_fuzzer,
 );
 
 const Q: Quota = Quota::UNLIMITED;
@@ -1437,4 +1438,48 @@ async fn bulk_inserts_name_the_failing_document(t: &TestDb) {
     let results = run(ops).await.unwrap();
     assert!(matches!(&results[2], WriteResult::Written(doc) if doc.revision == 2));
     assert_eq!(d.count(s, None).await.unwrap(), 1239);
+}
+
+/// Found by the host fuzzer (`host/tests/it/fuzz_host.rs`): on PostgreSQL a document holding
+/// `1.7976931348623157e308` (f64::MAX) was stored, but `jsonb` gives it back as a 309-digit
+/// integer that serde_json's default, approximate float parsing rounded to infinity, so every
+/// read of the document failed with `unavailable`.
+async fn extreme_floats_read_back_found_by_the_host_fuzzer(t: &TestDb) {
+    let d = &t.docs;
+    let s = scope("floats");
+    let data = json!({
+        "max": f64::MAX,
+        "min": f64::MIN,
+        "tiny": 5e-324,
+        "small": f64::MIN_POSITIVE,
+        "big": 1e308,
+        "nested": [{"x": 1.7976931348623157e308}],
+    });
+    let doc = d.insert(s, &Q, Some("f"), data.clone()).await.unwrap();
+    let back = d
+        .get(s, "f")
+        .await
+        .unwrap()
+        .expect("the document reads back");
+    assert_eq!(back.revision, doc.revision);
+    for key in ["max", "min", "tiny", "small", "big"] {
+        assert_eq!(
+            back.data[key].as_f64(),
+            data[key].as_f64(),
+            "{}: {key}",
+            t.backend
+        );
+    }
+    let page = d
+        .query(
+            s,
+            &Query {
+                filter: Some(Filter::Gt(p("max"), json!(1e308))),
+                limit: 10,
+                ..Query::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.documents.len(), 1, "{}", t.backend);
 }

@@ -33,6 +33,7 @@ mod error;
 mod limits;
 mod patterns;
 mod raw;
+mod routes;
 mod settings;
 mod validate;
 
@@ -47,6 +48,7 @@ pub use capability::{
 pub use error::{ManifestError, Problem};
 pub use limits::LimitsRequest;
 pub use patterns::{HostPattern, TopicPattern, is_valid_topic};
+pub use routes::{MAX_ROUTE_PATH, RouteHit, RouteMiss, RouteTable};
 pub use settings::{SettingKind, SettingSpec};
 
 /// The file name of a manifest inside a plugin folder or package.

@@ -10,6 +10,7 @@ use crate::capability::{
 };
 use crate::limits::BOUNDS;
 use crate::raw::{RawManifest, Toggle};
+use crate::routes::{RouteTable, check_path};
 use crate::{
     Access, HostPattern, LimitsRequest, Manifest, ManifestError, Method, PluginId, Problem, Route,
     SettingKind, SettingSpec, Subscription, TopicPattern,
@@ -679,7 +680,7 @@ impl Validator<'_> {
         permissions: &BTreeMap<String, String>,
         blobs_granted: bool,
     ) -> Vec<Route> {
-        let mut routers: BTreeMap<Method, matchit::Router<usize>> = BTreeMap::new();
+        let mut table = RouteTable::default();
         let mut out = Vec::new();
         for (i, spanned) in raw.iter().enumerate() {
             let r = spanned.get_ref();
@@ -696,16 +697,9 @@ impl Validator<'_> {
                 continue;
             };
             let path = r.path.get_ref();
-            if let Err(e) = check_path(path) {
+            // The index is the route's position in the validated list, as in the host's table.
+            if let Err(e) = table.insert(method, path, out.len()) {
                 self.problem(key("path"), &r.path, e);
-                continue;
-            }
-            if let Err(e) = routers.entry(method).or_default().insert(path.as_str(), i) {
-                self.problem(
-                    key("path"),
-                    &r.path,
-                    format!("{method} {path} can't be routed: {e}"),
-                );
                 continue;
             }
             let public = r.public.as_ref().map(|b| *b.get_ref());
@@ -875,25 +869,4 @@ fn is_name(s: &str) -> bool {
         && s.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
         && s.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
-}
-
-fn check_path(path: &str) -> Result<(), String> {
-    if !path.starts_with('/') {
-        return Err(format!("'{path}' must start with '/'"));
-    }
-    if path.len() > 256 {
-        return Err("a route path is at most 256 characters".into());
-    }
-    if path.contains("//") || path.contains('?') || path.contains('#') || path.contains("..") {
-        return Err(format!("'{path}' may not contain '//', '..', '?' or '#'"));
-    }
-    let ok = path
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "/-_.~{}*".contains(c));
-    if !ok {
-        return Err(format!(
-            "'{path}' has a character routes don't allow; use letters, digits, '/', '-', '_', '.', '~' and {{param}} segments"
-        ));
-    }
-    Ok(())
 }

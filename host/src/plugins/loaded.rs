@@ -1,11 +1,11 @@
 //! A plugin ready to run: its invoker, its routes, and the kinds of call the host makes (HTTP,
 //! events, lifecycle, hooks, schedule ticks).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ucms_manifest::{Method, Route};
+pub use ucms_manifest::RouteMiss;
+use ucms_manifest::{Method, Route, RouteTable};
 use wasmtime::component::{Component, Linker};
 
 use crate::capabilities::events::{DeliveryOutcome, EventDelivery};
@@ -49,14 +49,6 @@ pub struct RouteMatch<'a> {
     pub params: Vec<(String, String)>,
 }
 
-/// Why a request matched no route.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RouteMiss {
-    NotFound,
-    /// The path exists for these other methods.
-    MethodNotAllowed(Vec<Method>),
-}
-
 /// A lifecycle hook.
 #[derive(Debug, Clone)]
 pub enum Lifecycle {
@@ -87,7 +79,7 @@ const RESERVED_RESPONSE_HEADERS: [&str; 5] = [
 
 pub struct LoadedPlugin {
     invoker: Invoker,
-    routes: BTreeMap<Method, matchit::Router<usize>>,
+    routes: RouteTable,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -105,14 +97,8 @@ impl LoadedPlugin {
         linker: &Linker<InvocationState>,
         site_permits: Arc<tokio::sync::Semaphore>,
     ) -> anyhow::Result<Self> {
-        let mut routes: BTreeMap<Method, matchit::Router<usize>> = BTreeMap::new();
-        for (i, route) in ctx.manifest.routes.iter().enumerate() {
-            // The manifest validated these patterns with the same router.
-            routes
-                .entry(route.method)
-                .or_default()
-                .insert(route.path.clone(), i)?;
-        }
+        // The manifest validated these patterns with the same table.
+        let routes = RouteTable::build(&ctx.manifest.routes).map_err(anyhow::Error::msg)?;
         Ok(Self {
             invoker: Invoker::new(ctx, component, linker, site_permits)?,
             routes,
@@ -125,32 +111,12 @@ impl LoadedPlugin {
 
     /// The route for `method` and `path` (below `/api/{id}`), with its parameters.
     pub fn route(&self, method: Method, path: &str) -> Result<RouteMatch<'_>, RouteMiss> {
-        if let Some(router) = self.routes.get(&method)
-            && let Ok(found) = router.at(path)
-        {
-            let params = found
-                .params
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-            let index = *found.value;
-            return Ok(RouteMatch {
-                index,
-                route: &self.ctx().manifest.routes[index],
-                params,
-            });
-        }
-        let allowed: Vec<Method> = self
-            .routes
-            .iter()
-            .filter(|(_, router)| router.at(path).is_ok())
-            .map(|(m, _)| *m)
-            .collect();
-        if allowed.is_empty() {
-            Err(RouteMiss::NotFound)
-        } else {
-            Err(RouteMiss::MethodNotAllowed(allowed))
-        }
+        let hit = self.routes.at(method, path)?;
+        Ok(RouteMatch {
+            index: hit.index,
+            route: &self.ctx().manifest.routes[hit.index],
+            params: hit.params,
+        })
     }
 
     pub async fn handle_http(

@@ -9,6 +9,7 @@ mod data;
 mod dns_server;
 mod egress;
 mod events;
+mod fuzz_host;
 mod hooks;
 mod identity;
 mod install;

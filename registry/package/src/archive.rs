@@ -290,7 +290,18 @@ fn read_entries<R: Read>(reader: &mut R, limits: &Limits) -> Result<Contents, Un
                 limit: limits.max_entries,
             });
         }
-        let raw_path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        // Not lossily: two names that differ only in invalid bytes would become one name, and
+        // the name unpacked would not be the name in the archive (found by the package_tar
+        // fuzz target).
+        let raw_path = match String::from_utf8(entry.path_bytes().into_owned()) {
+            Ok(path) => path,
+            Err(e) => {
+                return Err(UnpackError::UnsafePath {
+                    entry: String::from_utf8_lossy(e.as_bytes()).into_owned(),
+                    reason: "it is not UTF-8",
+                });
+            }
+        };
         let kind = entry.header().entry_type();
         if kind.is_dir() {
             check_path(&raw_path)?;

@@ -36,6 +36,12 @@ pub mod trust;
 
 /// Unix seconds rendered as RFC 3339, for messages.
 pub fn when(unix_seconds: i64) -> String {
+    // humantime renders up to the end of year 9999 and fails past it (a Display error, which
+    // `to_string` turns into a panic); a signed statement may carry any time.
+    const LAST_RENDERED: i64 = 253_402_300_799;
+    if unix_seconds > LAST_RENDERED {
+        return format!("{unix_seconds} (Unix seconds, after the year 9999)");
+    }
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix_seconds.max(0) as u64);
     humantime::format_rfc3339_seconds(t).to_string()
 }
@@ -46,4 +52,26 @@ pub fn unix_now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    /// A registry-signed revocation (or the operator's own) with a `revoked_at` past the year
+    /// 9999 made every message about the key panic: `when` relied on humantime, which refuses
+    /// such years. Found by reading the registry_meta fuzz target's "every error renders" check;
+    /// its corpus now holds such a revocation (`seed-local-revocation-far`).
+    #[test]
+    fn when_renders_any_time() {
+        for t in [
+            i64::MIN,
+            -1,
+            0,
+            1_700_000_000,
+            253_402_300_799,
+            253_402_300_800,
+            i64::MAX,
+        ] {
+            assert!(!super::when(t).is_empty(), "{t}");
+        }
+    }
 }

@@ -81,6 +81,34 @@ fn a_folder_packs_like_its_contents() {
     assert_eq!(archive::pack(&read), archive::pack(&contents()));
 }
 
+/// Found by the `package_tar` fuzz target: an entry whose name was not UTF-8 was unpacked under
+/// a lossily converted name (`\u{FFFD}` for each bad byte) instead of being refused.
+#[test]
+fn entries_whose_names_are_not_utf8_are_refused() {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (name, data) in [
+        (&b"ucms-plugin.toml"[..], MANIFEST.as_bytes()),
+        (&b"plugin.wasm"[..], &b"\0asm"[..]),
+        (&b"./assets/\xff\xfe1"[..], &b"x"[..]),
+    ] {
+        let mut header = tar::Header::new_gnu();
+        header.as_old_mut().name[..name.len()].copy_from_slice(name);
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder.append(&header, data).unwrap();
+    }
+    let archive = zstd::encode_all(builder.into_inner().unwrap().as_slice(), 3).unwrap();
+    let err = archive::unpack(&archive, &Limits::default()).unwrap_err();
+    assert_eq!(
+        err,
+        UnpackError::UnsafePath {
+            entry: "./assets/\u{FFFD}\u{FFFD}1".into(),
+            reason: "it is not UTF-8"
+        }
+    );
+}
+
 #[test]
 fn hostile_archives_are_refused_naming_the_entry() {
     let limits = Limits::default();

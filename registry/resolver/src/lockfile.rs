@@ -55,20 +55,33 @@ impl Lockfile {
                 });
             }
         };
-        let lock: Self = toml::from_str(&text).map_err(|e| LockfileError::Invalid {
-            path: path.display().to_string(),
-            message: e.message().to_string(),
-        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses lockfile text; `path` names it in errors.
+    pub fn parse(text: &str, path: &str) -> Result<Self, LockfileError> {
+        let invalid = |message: String| LockfileError::Invalid {
+            path: path.to_string(),
+            message,
+        };
+        let lock: Self = toml::from_str(text).map_err(|e| invalid(e.message().to_string()))?;
         if lock.version != FORMAT_VERSION {
-            return Err(LockfileError::Invalid {
-                path: path.display().to_string(),
-                message: format!(
-                    "format version {} (this ucms reads {FORMAT_VERSION})",
-                    lock.version
-                ),
-            });
+            return Err(invalid(format!(
+                "format version {} (this ucms reads {FORMAT_VERSION})",
+                lock.version
+            )));
         }
         Ok(lock)
+    }
+
+    /// The file's text, as [`save`](Self::save) writes it: sorted by id, with a header line.
+    pub fn to_text(&self) -> String {
+        let mut sorted = self.clone();
+        sorted.plugins.sort_by(|a, b| a.id.cmp(&b.id));
+        let body = toml::to_string(&sorted).expect("a lockfile serializes");
+        format!(
+            "# Written by ucms: the exact plugins this site has installed. Do not edit by hand.\n{body}"
+        )
     }
 
     pub fn empty() -> Self {
@@ -85,12 +98,7 @@ impl Lockfile {
             path: path.display().to_string(),
             error,
         };
-        let mut sorted = self.clone();
-        sorted.plugins.sort_by(|a, b| a.id.cmp(&b.id));
-        let body = toml::to_string(&sorted).expect("a lockfile serializes");
-        let text = format!(
-            "# Written by ucms: the exact plugins this site has installed. Do not edit by hand.\n{body}"
-        );
+        let text = self.to_text();
         let tmp = path.with_extension("lock.tmp");
         std::fs::write(&tmp, text).map_err(io)?;
         std::fs::rename(&tmp, &path).map_err(io)

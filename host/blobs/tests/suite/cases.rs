@@ -721,3 +721,25 @@ pub async fn invalid_inputs(env: &Env) {
     assert_eq!(env.temp_files(), 0);
     assert!(env.objects(PLUGIN).await.is_empty());
 }
+
+/// Found by the host fuzzer (`host/tests/it/fuzz_host.rs`): a list prefix, or a cursor that
+/// decodes to a key, holding NUL reached PostgreSQL, which refused the text, and the plugin got
+/// `unavailable`. No key has a control character, so such a prefix lists nothing and such a cursor
+/// is not one the store returned.
+pub async fn control_characters_in_list_prefix_and_cursor_found_by_the_host_fuzzer(env: &Env) {
+    put(env, "a", b"x", "text/plain").await;
+    for prefix in ["\0", "a\0", "a\n", "\u{7f}"] {
+        let (page, next) = env.blobs.list(PLUGIN, prefix, None, 10).await.unwrap();
+        assert!(page.is_empty() && next.is_none(), "{prefix:?}");
+    }
+    use base64::Engine as _;
+    let cursor = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("a\0b");
+    let err = env
+        .blobs
+        .list(PLUGIN, "", Some(&cursor), 10)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BlobError::Invalid(_)), "{err}");
+    let (all, _) = env.blobs.list(PLUGIN, "", None, 10).await.unwrap();
+    assert_eq!(all.len(), 1);
+}

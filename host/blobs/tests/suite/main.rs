@@ -43,4 +43,5 @@ matrix!(
     concurrent_writers_same_key,
     drop_plugin_removes_everything,
     invalid_inputs,
+    control_characters_in_list_prefix_and_cursor_found_by_the_host_fuzzer,
 );

@@ -195,6 +195,13 @@ impl EventsCtx<'_> {
                 "ordering keys are at most {MAX_KEY_BYTES} bytes"
             )));
         }
+        // PostgreSQL text can't hold NUL: refused here, the same on every database, instead of
+        // failing in the outbox as `unavailable` (found by the host fuzzer).
+        if key.as_ref().is_some_and(|k| k.contains('\0')) {
+            return Err(PublishError::Invalid(
+                "ordering keys may not contain NUL characters".into(),
+            ));
+        }
         if payload.len() > self.max_payload {
             return Err(PublishError::Invalid(format!(
                 "the payload is {} bytes; events carry at most {} bytes",

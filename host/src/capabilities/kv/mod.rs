@@ -145,6 +145,20 @@ impl wit::Host for KvCtx<'_> {
             0 => 100,
             n => n.min(MAX_PAGE),
         };
+        // No key holds a NUL (PostgreSQL text can't), so neither does a cursor this returned, and
+        // a prefix with one matches nothing; the database is never asked (found by the host
+        // fuzzer: PostgreSQL refused the query and the plugin got `unavailable`).
+        if cursor.as_ref().is_some_and(|c| c.contains('\0')) {
+            return Ok(Err(KvError::Invalid(
+                "the cursor holds a NUL character, so it is not one list-keys returned".into(),
+            )));
+        }
+        if prefix.contains('\0') {
+            return Ok(Ok(KeyPage {
+                keys: Vec::new(),
+                next_cursor: None,
+            }));
+        }
         let start = match &cursor {
             // A cursor before the prefix would list keys outside it.
             Some(c) if c.as_str() >= prefix.as_str() => Start::After(c),
