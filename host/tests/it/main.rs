@@ -3,9 +3,11 @@
 //! storage on SQLite and on PostgreSQL.
 
 mod auth_flows;
+mod authoring;
 mod cli;
 mod cluster;
 mod data;
+mod dev;
 mod egress;
 mod events;
 mod hooks;
