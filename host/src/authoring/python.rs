@@ -73,7 +73,7 @@ pub fn build(dir: &Path, manifest: &Manifest, out: &Path) -> anyhow::Result<()> 
     let src = dir.join("src");
     if !src.join(format!("{APP_MODULE}.py")).is_file() {
         bail!(
-            "{} has no src/{APP_MODULE}.py\n  hint: a Python plugin's routes and exports live in src/{APP_MODULE}.py (`ucms plugin new NAME --lang python` makes one)",
+            "{} has no src/app.py\n  hint: a Python plugin's routes and exports live in src/app.py (`ucms plugin new NAME --lang python` makes one)",
             dir.display()
         );
     }

@@ -8,6 +8,7 @@ mod cli;
 mod cluster;
 mod data;
 mod dev;
+mod docs;
 mod egress;
 mod events;
 mod hooks;
