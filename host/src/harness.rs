@@ -129,6 +129,9 @@ fn failure(code: &str, message: impl std::fmt::Display) -> Value {
 impl Harness {
     /// Opens a fresh site and installs the built plugin in `dir` (its `plugin.wasm` must exist).
     pub async fn open(dir: &Path, options: HarnessOptions) -> anyhow::Result<Self> {
+        let dir = &dir
+            .canonicalize()
+            .with_context(|| format!("no plugin folder at {}", dir.display()))?;
         let tmp = tempfile::Builder::new()
             .prefix("ucms-harness-")
             .tempdir()
