@@ -421,6 +421,8 @@ impl Harness {
     /// Stops the background work and closes the database.
     pub async fn close(self) {
         self.stop.cancel();
+        // Let the background loops see the cancellation before the pool goes.
+        tokio::time::sleep(Duration::from_millis(100)).await;
         self.site.db.close().await;
     }
 }
