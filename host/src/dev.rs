@@ -54,14 +54,18 @@ pub struct DevOptions {
 
 /// The development version after `installed`: `BASE-dev.N`, N one more than the installed
 /// development version of the same base, else 1.
-pub fn next_dev_version(base: &semver::Version, installed: Option<&semver::Version>) -> semver::Version {
+pub fn next_dev_version(
+    base: &semver::Version,
+    installed: Option<&semver::Version>,
+) -> semver::Version {
     let previous = installed
         .filter(|v| v.major == base.major && v.minor == base.minor && v.patch == base.patch)
         .and_then(|v| v.pre.as_str().strip_prefix("dev."))
         .and_then(|n| n.parse::<u64>().ok())
         .unwrap_or(0);
     let mut version = base.clone();
-    version.pre = semver::Prerelease::new(&format!("dev.{}", previous + 1)).expect("a valid pre-release");
+    version.pre =
+        semver::Prerelease::new(&format!("dev.{}", previous + 1)).expect("a valid pre-release");
     version.build = semver::BuildMetadata::EMPTY;
     version
 }
@@ -90,13 +94,13 @@ fn say(message: impl std::fmt::Display) {
 
 /// Builds and installs the plugin once; prints what happened. `Ok(false)` when the build or the
 /// install failed (the message is printed) and the previous version still serves.
-async fn build_and_swap(site: &Site, options: &DevOptions) -> bool {
+async fn build_and_swap(site: &Site, options: &DevOptions, known: &mut Option<String>) -> bool {
     let started = Instant::now();
     let built = match authoring::build_plugin(&options.dir, &options.build).await {
         Ok(built) => built,
         Err(error) => {
             say(format!("build failed: {error:#}"));
-            say(still_serving(site, &options.dir));
+            say(still_serving(site, &options.dir, known.as_deref()));
             return false;
         }
     };
@@ -127,6 +131,7 @@ async fn build_and_swap(site: &Site, options: &DevOptions) -> bool {
     .await;
     match result {
         Ok((id, version)) => {
+            *known = Some(id.clone());
             say(format!(
                 "swapped in {id} {version} ({} KiB; build {:.1} s, check {:.1} s, install {} ms)",
                 built.size.div_ceil(1024),
@@ -139,18 +144,26 @@ async fn build_and_swap(site: &Site, options: &DevOptions) -> bool {
         }
         Err(error) => {
             say(format!("install failed: {error:#}"));
-            say(still_serving(site, &options.dir));
+            say(still_serving(site, &options.dir, known.as_deref()));
             false
         }
     }
 }
 
-fn still_serving(site: &Site, dir: &Path) -> String {
-    let id = ucms_manifest::Manifest::load(dir)
-        .map(|m| m.id.to_string())
-        .unwrap_or_default();
+/// What serves while the new build can't: `known` is the id of the last build swapped in (the
+/// manifest may be the thing that is broken).
+fn still_serving(site: &Site, dir: &Path, known: Option<&str>) -> String {
+    let id = match known {
+        Some(id) => id.to_string(),
+        None => ucms_manifest::Manifest::load(dir)
+            .map(|m| m.id.to_string())
+            .unwrap_or_default(),
+    };
     match site.plugins.get(&id) {
-        Some(slot) => format!("still serving {id} {} (the last good build)", slot.manifest.version),
+        Some(slot) => format!(
+            "still serving {id} {} (the last good build)",
+            slot.manifest.version
+        ),
         None => "nothing is serving yet; fix the error and save".to_string(),
     }
 }
@@ -160,7 +173,9 @@ fn relevant(dir: &Path, path: &Path) -> bool {
     let Ok(relative) = path.strip_prefix(dir) else {
         return false;
     };
-    let mut components = relative.components().map(|c| c.as_os_str().to_string_lossy().into_owned());
+    let mut components = relative
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned());
     let Some(first) = components.next() else {
         return false;
     };
@@ -183,7 +198,11 @@ fn relevant(dir: &Path, path: &Path) -> bool {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     // Editors' swap and backup files, Python's caches.
-    !(name.starts_with('.') || name.ends_with('~') || relative.components().any(|c| c.as_os_str() == "__pycache__"))
+    !(name.starts_with('.')
+        || name.ends_with('~')
+        || relative
+            .components()
+            .any(|c| c.as_os_str() == "__pycache__"))
 }
 
 /// Runs the dev loop until Ctrl-C.
@@ -226,9 +245,12 @@ pub async fn run(config: Config, data: DataDir, options: DevOptions) -> anyhow::
         let router = site.router();
         let server_stop = stop.clone();
         Some(tokio::spawn(async move {
-            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(async move { server_stop.cancelled().await })
-                .await
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move { server_stop.cancelled().await })
+            .await
         }))
     };
 
@@ -252,7 +274,8 @@ pub async fn run(config: Config, data: DataDir, options: DevOptions) -> anyhow::
         .with_context(|| format!("cannot watch {}", options.dir.display()))?;
     say(format!("watching {} (Ctrl-C stops)", options.dir.display()));
 
-    build_and_swap(&site, &options).await;
+    let mut known = None;
+    build_and_swap(&site, &options, &mut known).await;
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
@@ -265,7 +288,7 @@ pub async fn run(config: Config, data: DataDir, options: DevOptions) -> anyhow::
                 }
                 let shown = last.strip_prefix(&options.dir).unwrap_or(&last).display().to_string();
                 say(format!("{shown} changed; rebuilding"));
-                build_and_swap(&site, &options).await;
+                build_and_swap(&site, &options, &mut known).await;
                 // Changes made while building (the build's own files are ignored) start the next round.
             }
         }
@@ -288,12 +311,21 @@ mod tests {
         let base = semver::Version::new(0, 1, 0);
         assert_eq!(next_dev_version(&base, None).to_string(), "0.1.0-dev.1");
         let installed = semver::Version::parse("0.1.0-dev.7").unwrap();
-        assert_eq!(next_dev_version(&base, Some(&installed)).to_string(), "0.1.0-dev.8");
+        assert_eq!(
+            next_dev_version(&base, Some(&installed)).to_string(),
+            "0.1.0-dev.8"
+        );
         // A release, or another base, starts again at 1.
         let release = semver::Version::new(0, 1, 0);
-        assert_eq!(next_dev_version(&base, Some(&release)).to_string(), "0.1.0-dev.1");
+        assert_eq!(
+            next_dev_version(&base, Some(&release)).to_string(),
+            "0.1.0-dev.1"
+        );
         let other = semver::Version::parse("0.2.0-dev.3").unwrap();
-        assert_eq!(next_dev_version(&base, Some(&other)).to_string(), "0.1.0-dev.1");
+        assert_eq!(
+            next_dev_version(&base, Some(&other)).to_string(),
+            "0.1.0-dev.1"
+        );
         assert!(next_dev_version(&base, Some(&installed)) > installed);
     }
 
@@ -302,10 +334,16 @@ mod tests {
         let dir = Path::new("/p");
         assert!(relevant(dir, Path::new("/p/src/lib.rs")));
         assert!(relevant(dir, Path::new("/p/ucms-plugin.toml")));
-        assert!(!relevant(dir, Path::new("/p/target/wasm32-wasip2/release/x.wasm")));
+        assert!(!relevant(
+            dir,
+            Path::new("/p/target/wasm32-wasip2/release/x.wasm")
+        ));
         assert!(!relevant(dir, Path::new("/p/plugin.wasm")));
         assert!(!relevant(dir, Path::new("/p/node_modules/x/index.js")));
         assert!(!relevant(dir, Path::new("/p/src/.lib.rs.swp")));
-        assert!(!relevant(dir, Path::new("/p/src/__pycache__/app.cpython-311.pyc")));
+        assert!(!relevant(
+            dir,
+            Path::new("/p/src/__pycache__/app.cpython-311.pyc")
+        ));
     }
 }

@@ -303,13 +303,19 @@ impl Harness {
                 key,
             } => self.publish(topic, payload, key).await,
             Command::ScheduleTick { name } => {
-                let slot = self.site.plugins.get(&self.id).context("the plugin is gone")?;
+                let slot = self
+                    .site
+                    .plugins
+                    .get(&self.id)
+                    .context("the plugin is gone")?;
                 let plugin = slot
                     .runnable()
                     .context("the plugin is not running")?
                     .clone();
                 if !slot.manifest.schedules.iter().any(|s| s.name == name) {
-                    anyhow::bail!("ucms-plugin.toml declares no schedule '{name}' under [[schedules]]");
+                    anyhow::bail!(
+                        "ucms-plugin.toml declares no schedule '{name}' under [[schedules]]"
+                    );
                 }
                 let now = u64::try_from(crate::db::now_ms()).unwrap_or_default();
                 match plugin.tick(&name, now).await {
@@ -324,7 +330,12 @@ impl Harness {
 
     /// Publishes as the source `harness`, then waits until every subscriber's delivery has been
     /// handled (delivered, or failed: with one attempt per event, a failure is final).
-    async fn publish(&self, topic: String, payload: Value, key: Option<String>) -> anyhow::Result<Value> {
+    async fn publish(
+        &self,
+        topic: String,
+        payload: Value,
+        key: Option<String>,
+    ) -> anyhow::Result<Value> {
         if !ucms_manifest::is_valid_topic(&topic) {
             anyhow::bail!(
                 "'{topic}' is not a topic: use dot-separated lower-case segments such as 'orders.placed'"
@@ -383,11 +394,12 @@ impl Harness {
         let mut grants: Vec<String> = permissions
             .into_iter()
             .map(|p| {
-                let own = self
-                    .site
-                    .plugins
-                    .get(&self.id)
-                    .is_some_and(|s| s.manifest.permissions.keys().any(|k| p == *k || p.starts_with(&format!("{k}:"))));
+                let own = self.site.plugins.get(&self.id).is_some_and(|s| {
+                    s.manifest
+                        .permissions
+                        .keys()
+                        .any(|k| p == *k || p.starts_with(&format!("{k}:")))
+                });
                 if own { format!("{}.{p}", self.id) } else { p }
             })
             .collect();
@@ -460,7 +472,8 @@ fn share_compiled_cache(dir: &Path, data: &DataDir) {
 /// answer line per command line.
 pub async fn serve_stdio(harness: Harness) -> anyhow::Result<()> {
     let mut out = tokio::io::stdout();
-    let ready = json!({ "ready": true, "plugin": harness.plugin_id(), "logs": crate::devlog::drain() });
+    let ready =
+        json!({ "ready": true, "plugin": harness.plugin_id(), "logs": crate::devlog::drain() });
     out.write_all(format!("{ready}\n").as_bytes()).await?;
     out.flush().await?;
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();

@@ -178,7 +178,10 @@ const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
 fn ensure_plugin_toolchains(ci: bool) -> anyhow::Result<()> {
     let sdk = root().join("sdk/ts");
     let mut problems = Vec::new();
-    if !sdk.join("node_modules/@bytecodealliance/componentize-js").is_dir() {
+    if !sdk
+        .join("node_modules/@bytecodealliance/componentize-js")
+        .is_dir()
+    {
         eprintln!("xtask: installing the TypeScript SDK's build tools (npm ci in sdk/ts)");
         let installed = Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund"])

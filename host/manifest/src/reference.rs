@@ -35,7 +35,10 @@ pub const SECTIONS: &[(&str, &str)] = &[
         "capabilities.documents",
         "`documents = {}` or a table: quotas within the operator's ceilings, and the indexes and full-text search the host creates when the plugin is installed.",
     ),
-    ("capabilities.documents.indexes[]", "An index over document fields."),
+    (
+        "capabilities.documents.indexes[]",
+        "An index over document fields.",
+    ),
     (
         "capabilities.documents.search[]",
         "Full-text search over some fields of a collection.",
@@ -545,9 +548,7 @@ pub const KEYS: &[Key] = &[
 
 /// The keys of a section: `capabilities` → `capabilities.kv`, ...; `""` → the top-level ones.
 pub fn keys_in(section: &str) -> Vec<&'static Key> {
-    KEYS.iter()
-        .filter(|k| parent(k.path) == section)
-        .collect()
+    KEYS.iter().filter(|k| parent(k.path) == section).collect()
 }
 
 /// The section a key belongs to: its path without the last segment.
@@ -574,7 +575,10 @@ pub fn markdown() -> String {
             "" => "Top level".to_string(),
             s => format!("`[{}]`", s.trim_end_matches("[]")),
         };
-        let _ = write!(out, "\n## {title}\n\n{about}\n\n| key | type | default | meaning |\n|---|---|---|---|\n");
+        let _ = write!(
+            out,
+            "\n## {title}\n\n{about}\n\n| key | type | default | meaning |\n|---|---|---|---|\n"
+        );
         for key in keys {
             let name = key.path.rsplit('.').next().unwrap_or(key.path);
             let _ = writeln!(
@@ -627,7 +631,11 @@ mod tests {
     fn fields<T: for<'de> Deserialize<'de>>() -> BTreeSet<&'static str> {
         let mut names: &'static [&'static str] = &[];
         let _ = T::deserialize(FieldNames(&mut names));
-        assert!(!names.is_empty(), "{} has named fields", std::any::type_name::<T>());
+        assert!(
+            !names.is_empty(),
+            "{} has named fields",
+            std::any::type_name::<T>()
+        );
         names.iter().copied().collect()
     }
 
@@ -645,8 +653,14 @@ mod tests {
             ("", fields::<raw::RawManifest>()),
             ("capabilities", fields::<raw::RawCapabilities>()),
             ("capabilities.documents", fields::<raw::RawDocuments>()),
-            ("capabilities.documents.indexes[]", fields::<raw::RawIndex>()),
-            ("capabilities.documents.search[]", fields::<raw::RawSearch>()),
+            (
+                "capabilities.documents.indexes[]",
+                fields::<raw::RawIndex>(),
+            ),
+            (
+                "capabilities.documents.search[]",
+                fields::<raw::RawSearch>(),
+            ),
             ("capabilities.blobs", fields::<raw::RawBlobs>()),
             ("capabilities.events", fields::<raw::RawEvents>()),
             ("capabilities.http-client", fields::<raw::RawHttpClient>()),

@@ -127,9 +127,11 @@ pub async fn build_plugin(dir: &Path, options: &BuildOptions) -> anyhow::Result<
                 Lang::TypeScript => js::build(&dir, &manifest, &options, &out)?,
                 Lang::Python => python::build(&dir, &manifest, &out)?,
             }
-            let bytes = std::fs::read(&out).with_context(|| format!("cannot read {}", out.display()))?;
+            let bytes =
+                std::fs::read(&out).with_context(|| format!("cannot read {}", out.display()))?;
             let stamped = stamp_api_version(bytes);
-            std::fs::write(&out, stamped).with_context(|| format!("cannot write {}", out.display()))?;
+            std::fs::write(&out, stamped)
+                .with_context(|| format!("cannot write {}", out.display()))?;
             Ok(())
         })
         .await
@@ -185,7 +187,10 @@ fn leb128(out: &mut Vec<u8>, mut value: u64) {
 /// Runs a build tool with inherited output; fails with `failure` (which says where to look).
 pub(crate) fn run_tool(cmd: &mut Command, failure: &str) -> anyhow::Result<()> {
     let program = cmd.get_program().to_string_lossy().into_owned();
+    // What the tools print is for the developer: stdout may be a protocol (`ucms plugin harness
+    // --build` answers on it).
     let status = cmd
+        .stdout(std::io::stderr())
         .status()
         .with_context(|| format!("cannot run {program}"))?;
     if !status.success() {

@@ -172,10 +172,11 @@ fn files(lang: Lang, template: Template) -> anyhow::Result<Vec<(String, &'static
 /// An SDK folder: the one given, or this binary's checkout.
 fn local_sdk(given: Option<&Path>, checkout: &str) -> anyhow::Result<Option<PathBuf>> {
     match given {
-        Some(path) => Ok(Some(
-            path.canonicalize()
-                .with_context(|| format!("no SDK at {}", path.display()))?,
-        )),
+        Some(path) => {
+            Ok(Some(path.canonicalize().with_context(|| {
+                format!("no SDK at {}", path.display())
+            })?))
+        }
         None => Ok(Path::new(checkout).canonicalize().ok()),
     }
 }
@@ -235,7 +236,10 @@ pub fn new_plugin(options: &NewOptions<'_>) -> anyhow::Result<Vec<PathBuf>> {
                 None => format!("ucms-sdk>={version}"),
             };
             replacements.push(("@PY_SDK@", spec));
-            replacements.push(("@COMPONENTIZE_PY@", super::python::COMPONENTIZE_PY.to_string()));
+            replacements.push((
+                "@COMPONENTIZE_PY@",
+                super::python::COMPONENTIZE_PY.to_string(),
+            ));
         }
     }
     let mut written = Vec::new();

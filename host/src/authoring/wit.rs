@@ -16,17 +16,44 @@ pub const API_VERSION: &str = "0.2.1";
 
 /// `ucms:host@0.2.1`, file by file.
 const HOST_FILES: &[(&str, &str)] = &[
-    ("auth.wit", include_str!("../../../wit/v0.2.1/host/auth.wit")),
-    ("blobs.wit", include_str!("../../../wit/v0.2.1/host/blobs.wit")),
-    ("cache.wit", include_str!("../../../wit/v0.2.1/host/cache.wit")),
-    ("config.wit", include_str!("../../../wit/v0.2.1/host/config.wit")),
-    ("documents.wit", include_str!("../../../wit/v0.2.1/host/documents.wit")),
-    ("events.wit", include_str!("../../../wit/v0.2.1/host/events.wit")),
-    ("hooks.wit", include_str!("../../../wit/v0.2.1/host/hooks.wit")),
-    ("http-client.wit", include_str!("../../../wit/v0.2.1/host/http-client.wit")),
+    (
+        "auth.wit",
+        include_str!("../../../wit/v0.2.1/host/auth.wit"),
+    ),
+    (
+        "blobs.wit",
+        include_str!("../../../wit/v0.2.1/host/blobs.wit"),
+    ),
+    (
+        "cache.wit",
+        include_str!("../../../wit/v0.2.1/host/cache.wit"),
+    ),
+    (
+        "config.wit",
+        include_str!("../../../wit/v0.2.1/host/config.wit"),
+    ),
+    (
+        "documents.wit",
+        include_str!("../../../wit/v0.2.1/host/documents.wit"),
+    ),
+    (
+        "events.wit",
+        include_str!("../../../wit/v0.2.1/host/events.wit"),
+    ),
+    (
+        "hooks.wit",
+        include_str!("../../../wit/v0.2.1/host/hooks.wit"),
+    ),
+    (
+        "http-client.wit",
+        include_str!("../../../wit/v0.2.1/host/http-client.wit"),
+    ),
     ("kv.wit", include_str!("../../../wit/v0.2.1/host/kv.wit")),
     ("log.wit", include_str!("../../../wit/v0.2.1/host/log.wit")),
-    ("types.wit", include_str!("../../../wit/v0.2.1/host/types.wit")),
+    (
+        "types.wit",
+        include_str!("../../../wit/v0.2.1/host/types.wit"),
+    ),
 ];
 
 /// `ucms:plugin@0.2.1`: its interfaces, then the `plugin` world (replaced when written out).
@@ -99,7 +126,11 @@ pub fn host_imports(source: &str) -> Vec<String> {
         while let Some(at) = rest.find(&needle) {
             let tail = &rest[at + needle.len()..];
             let end = tail.find(quote).unwrap_or(tail.len());
-            let name = tail[..end].split('@').next().unwrap_or_default().to_string();
+            let name = tail[..end]
+                .split('@')
+                .next()
+                .unwrap_or_default()
+                .to_string();
             if !name.is_empty() && !found.contains(&name) {
                 found.push(name);
             }

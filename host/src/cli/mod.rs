@@ -27,7 +27,13 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
     /// The site's data directory (database, installed plugins, caches).
-    #[arg(long, global = true, env = "UCMS_DATA", hide_env_values = true, default_value = "./ucms-data")]
+    #[arg(
+        long,
+        global = true,
+        env = "UCMS_DATA",
+        hide_env_values = true,
+        default_value = "./ucms-data"
+    )]
     pub data: PathBuf,
     /// The configuration file; every key can also be set with a UCMS_… variable.
     #[arg(long, global = true, env = "UCMS_CONFIG", hide_env_values = true)]
@@ -81,7 +87,10 @@ pub fn main() -> std::process::ExitCode {
         }
     };
     // `plugin dev` shows the plugin's log lines and each request's trace unless told otherwise.
-    let dev = matches!(cli.command, Command::Plugin(plugin::PluginCommand::Dev { .. }));
+    let dev = matches!(
+        cli.command,
+        Command::Plugin(plugin::PluginCommand::Dev { .. })
+    );
     let filter = match (&cli.global.log, dev) {
         (Some(filter), _) => filter.as_str(),
         (None, true) => DEV_LOG_FILTER,
@@ -203,7 +212,8 @@ mod tests {
     /// rewrites it.
     #[test]
     fn the_cli_reference_page_is_current() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/cli-reference.md");
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/cli-reference.md");
         let generated = super::reference_markdown();
         if std::env::var_os("UCMS_BLESS").is_some() {
             std::fs::write(&path, &generated).unwrap();

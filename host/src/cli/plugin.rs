@@ -239,7 +239,9 @@ pub async fn run(
             let install = match lang {
                 authoring::Lang::Rust => "",
                 authoring::Lang::TypeScript => "npm install && ",
-                authoring::Lang::Python => "python3 -m venv .venv && .venv/bin/pip install -e . && ",
+                authoring::Lang::Python => {
+                    "python3 -m venv .venv && .venv/bin/pip install -e . && "
+                }
             };
             eprintln!(
                 "next: cd {} && {install}ucms plugin test && ucms plugin dev",
@@ -248,8 +250,8 @@ pub async fn run(
             return Ok(());
         }
         PluginCommand::Build { dir, profile, aot } => {
-            let built = authoring::build_plugin(&dir, &authoring::BuildOptions { profile, aot })
-                .await?;
+            let built =
+                authoring::build_plugin(&dir, &authoring::BuildOptions { profile, aot }).await?;
             eprintln!(
                 "built {} {} ({}) → {} ({} KiB; {:.1} s, checked in {:.1} s)",
                 built.manifest.id,
@@ -820,7 +822,9 @@ async fn test(dir: &Path, args: &[String]) -> anyhow::Result<()> {
             let mut cmd = std::process::Command::new(
                 std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
             );
-            cmd.arg("test").arg("--manifest-path").arg(dir.join("Cargo.toml"));
+            cmd.arg("test")
+                .arg("--manifest-path")
+                .arg(dir.join("Cargo.toml"));
             cmd
         }
         authoring::Lang::TypeScript => {
@@ -836,7 +840,7 @@ async fn test(dir: &Path, args: &[String]) -> anyhow::Result<()> {
                 .find(|p| p.is_file())
                 .unwrap_or_else(|| PathBuf::from("python3"));
             let mut cmd = std::process::Command::new(python);
-            cmd.args(["-m", "unittest", "discover", "-s", "tests", "-t", "."]);
+            cmd.args(["-m", "unittest", "discover", "-s", "tests"]);
             if let Some(sdk) = authoring::python::sdk_path(&dir) {
                 let mut path = std::ffi::OsString::from(sdk);
                 if let Some(existing) = std::env::var_os("PYTHONPATH") {

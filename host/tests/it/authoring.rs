@@ -20,7 +20,10 @@ fn ci() -> bool {
 pub fn toolchain(lang: &str) -> bool {
     let missing = match lang {
         "ts" => {
-            let node = Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
+            let node = Command::new("node")
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success());
             let tools = workspace()
                 .join("sdk/ts/node_modules/@bytecodealliance/componentize-js")
                 .is_dir();
@@ -60,7 +63,16 @@ fn author(data: &Path) -> Command {
 fn scaffold(tmp: &Path, name: &str, lang: &str, template: &str) -> PathBuf {
     let dir = tmp.join(name);
     let out = author(&tmp.join("data"))
-        .args(["plugin", "new", name, "--lang", lang, "--template", template, "--dir"])
+        .args([
+            "plugin",
+            "new",
+            name,
+            "--lang",
+            lang,
+            "--template",
+            template,
+            "--dir",
+        ])
         .arg(&dir)
         .output()
         .unwrap();
@@ -73,7 +85,11 @@ fn scaffold(tmp: &Path, name: &str, lang: &str, template: &str) -> PathBuf {
             .current_dir(&dir)
             .output()
             .unwrap();
-        assert!(out.status.success(), "npm install: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "npm install: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     dir
 }
@@ -174,7 +190,12 @@ async fn a_new_python_plugin_passes_its_tests_installs_and_serves() {
 fn every_rust_template_passes_its_own_tests() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    for template in ["rest-resource", "event-subscriber", "webhook-relay", "admin-page"] {
+    for template in [
+        "rest-resource",
+        "event-subscriber",
+        "webhook-relay",
+        "admin-page",
+    ] {
         let dir = scaffold(tmp.path(), &format!("t-{template}"), "rust", template);
         let out = plugin_test(&data, &dir);
         let stdout = String::from_utf8_lossy(&out.stdout);

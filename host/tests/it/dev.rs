@@ -60,7 +60,10 @@ async fn an_edit_is_served_without_a_restart_and_a_broken_build_changes_nothing(
         .arg(&dir)
         .args(["--listen", "127.0.0.1:0"])
         .env("CARGO_TARGET_DIR", &target)
-        .env("UCMS_LOG", "info,ucms::plugin=trace,tower_http::trace=debug")
+        .env(
+            "UCMS_LOG",
+            "info,ucms::plugin=trace,tower_http::trace=debug",
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -133,7 +136,11 @@ async fn an_edit_is_served_without_a_restart_and_a_broken_build_changes_nothing(
     dev.wait_for("swapped in devloop 0.1.0-dev.3", Duration::from_secs(600));
     let manifest = dir.join("ucms-plugin.toml");
     let text = std::fs::read_to_string(&manifest).unwrap();
-    std::fs::write(&manifest, text.replace("method = \"GET\"", "method = \"FETCH\"")).unwrap();
+    std::fs::write(
+        &manifest,
+        text.replace("method = \"GET\"", "method = \"FETCH\""),
+    )
+    .unwrap();
     dev.wait_for("build failed", Duration::from_secs(600));
     dev.wait_for("still serving devloop 0.1.0-dev.3", Duration::from_secs(10));
     assert!(
@@ -143,5 +150,8 @@ async fn an_edit_is_served_without_a_restart_and_a_broken_build_changes_nothing(
     );
     assert_eq!(greet().await, "Howdy from devloop, Ada!");
     assert_eq!(dev.child.id(), pid, "the same process served throughout");
-    assert!(dev.child.try_wait().unwrap().is_none(), "the site is still running");
+    assert!(
+        dev.child.try_wait().unwrap().is_none(),
+        "the site is still running"
+    );
 }

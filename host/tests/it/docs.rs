@@ -54,7 +54,11 @@ fn every_message_in_the_troubleshooting_page_is_printed_by_the_code() {
         else {
             continue;
         };
-        for fragment in message.split('…').map(str::trim_end).filter(|f| f.trim().len() >= 4) {
+        for fragment in message
+            .split('…')
+            .map(str::trim_end)
+            .filter(|f| f.trim().len() >= 4)
+        {
             assert!(
                 code.contains(fragment),
                 "docs/plugin-troubleshooting.md quotes {fragment:?} ({message:?}), which no source prints any more"

@@ -55,7 +55,10 @@ fn ensure_built(dir: &Path) {
         if status.success() {
             Ok(())
         } else {
-            Err(format!("`ucms plugin build {}` failed ({status}); see above", dir.display()))
+            Err(format!(
+                "`ucms plugin build {}` failed ({status}); see above",
+                dir.display()
+            ))
         }
     });
     if let Err(message) = result {
@@ -120,7 +123,10 @@ impl Builder {
             cmd.arg("--allow-private-egress");
         }
         let mut child = cmd
-            .env("UCMS_LOG", std::env::var("UCMS_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "UCMS_LOG",
+                std::env::var("UCMS_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -163,7 +169,9 @@ pub struct TestPlugin {
 
 impl std::fmt::Debug for TestPlugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TestPlugin").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("TestPlugin")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -195,7 +203,10 @@ impl TestPlugin {
         }
         let answer: Value = serde_json::from_str(&line).expect("the harness answers JSON");
         if answer["ok"] != true {
-            panic!("harness command {command} failed: {}", answer["error"]["message"]);
+            panic!(
+                "harness command {command} failed: {}",
+                answer["error"]["message"]
+            );
         }
         answer
     }
@@ -251,7 +262,8 @@ impl TestPlugin {
 
     /// A document: `{"id", "revision", "data", ...}`.
     pub fn document(&self, collection: &str, id: &str) -> Option<Value> {
-        let answer = self.command(json!({ "op": "documents.get", "collection": collection, "id": id }));
+        let answer =
+            self.command(json!({ "op": "documents.get", "collection": collection, "id": id }));
         match &answer["document"] {
             Value::Null => None,
             document => Some(document.clone()),
@@ -266,7 +278,8 @@ impl TestPlugin {
 
     /// Publishes an event (as the source `harness`) and waits until the plugin has handled it.
     pub fn publish(&self, topic: &str, payload: Value) -> Delivery {
-        let answer = self.command(json!({ "op": "event.publish", "topic": topic, "payload": payload }));
+        let answer =
+            self.command(json!({ "op": "event.publish", "topic": topic, "payload": payload }));
         let mine = answer["deliveries"]
             .as_array()
             .and_then(|all| all.iter().find(|d| d["subscriber"] == self.id.as_str()))

@@ -33,5 +33,5 @@ fn editing_needs_its_own_permission() {
 fn the_page_is_in_the_folder() {
     let page = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/admin/index.html");
     let html = std::fs::read_to_string(page).unwrap();
-    assert!(html.contains("/api/@NAME@/summary"));
+    assert!(html.contains("\"/api/@NAME@\"") && html.contains("/summary"));
 }
