@@ -387,7 +387,7 @@ pub const KEYS: &[Key] = &[
     // routes
     Key {
         path: "routes[].method",
-        kind: "string: `GET`, `POST`, `PUT`, `PATCH`, `DELETE`, `HEAD`, `OPTIONS`",
+        kind: "string: `GET`, `POST`, `PUT`, `PATCH` or `DELETE`",
         default: "required",
         doc: "The HTTP method.",
     },
