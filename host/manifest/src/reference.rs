@@ -109,7 +109,7 @@ pub const SECTIONS: &[(&str, &str)] = &[
 pub const KEYS: &[Key] = &[
     Key {
         path: "id",
-        kind: "string: 1–64 of `a-z`, `0-9`, `-`, starting with a letter; not `ucms`, `admin`, `api`, `static`, `assets`",
+        kind: "string: 2–64 lower-case letters, digits and single dashes, starting with a letter; not `ucms`, `admin`, `api`, `static`, `assets`",
         default: "required",
         doc: "The plugin's id: its URL prefix (`/api/ID`), the prefix of its permissions, its key in `ucms.toml`.",
     },

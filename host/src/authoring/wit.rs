@@ -146,7 +146,7 @@ mod tests {
     use super::*;
 
     const MANIFEST: &str = r#"
-        id = "t"
+        id = "tt"
         version = "0.1.0"
         publisher = "me"
         description = "t"
