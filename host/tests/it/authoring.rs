@@ -81,7 +81,7 @@ fn scaffold(tmp: &Path, name: &str, lang: &str, template: &str) -> PathBuf {
     if lang == "ts" {
         // Links @ucms/sdk from the checkout: nothing is downloaded.
         let out = Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund", "--offline"])
+            .args(["install", "--no-audit", "--no-fund", "--prefer-offline"])
             .current_dir(&dir)
             .output()
             .unwrap();
