@@ -10,11 +10,14 @@
 //! against its 50 ms budget; `install` times installs from a registry, by phase, for a 2 MB
 //! component and for `hello`; `documents` times the document store (bulk load, index creation,
 //! indexed and unindexed queries, cursors, full-text search, counts) on SQLite and PostgreSQL;
-//! `events` measures events per second delivered to a subscriber plugin against a native one.
+//! `events` measures events per second delivered to a subscriber plugin against a native one;
+//! `languages` compares the hello plugin in Rust, TypeScript and Python (size, compile time, peak
+//! memory, a fresh instance + call, requests per second).
 
 mod documents;
 mod events;
 mod install;
+mod languages;
 mod resolve;
 
 use std::net::SocketAddr;
