@@ -77,9 +77,15 @@ fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;
         let name = entry.file_name();
-        if ["node_modules", ".ucms-build", "plugin.wasm", "target", "__pycache__"]
-            .iter()
-            .any(|n| name == *n)
+        if [
+            "node_modules",
+            ".ucms-build",
+            "plugin.wasm",
+            "target",
+            "__pycache__",
+        ]
+        .iter()
+        .any(|n| name == *n)
         {
             continue;
         }
@@ -103,7 +109,10 @@ pub async fn run(cli: &Cli, aot: bool) -> anyhow::Result<()> {
         wasm: hello.wasm_bytes(),
         build_seconds: None,
     }];
-    let mut wanted = vec![("hello-ts", "typescript", false), ("hello-py", "python", false)];
+    let mut wanted = vec![
+        ("hello-ts", "typescript", false),
+        ("hello-py", "python", false),
+    ];
     if aot {
         wanted.push(("hello-ts", "typescript (aot)", true));
     }
@@ -138,11 +147,18 @@ pub async fn run(cli: &Cli, aot: bool) -> anyhow::Result<()> {
         // The AOT build is the same plugin under another id, so both can be installed.
         let (manifest, id) = if i > 0 && variants[..i].iter().any(|o| o.id == v.id) {
             let id = format!("{}-aot", v.id);
-            (manifest.replace(&format!("id = \"{}\"", v.id), &format!("id = \"{id}\"")), id)
+            (
+                manifest.replace(&format!("id = \"{}\"", v.id), &format!("id = \"{id}\"")),
+                id,
+            )
         } else {
             (manifest, v.id.clone())
         };
-        let source = ucms::plugins::PluginSource::new(manifest, v.wasm.clone(), v.dir.display().to_string())?;
+        let source = ucms::plugins::PluginSource::new(
+            manifest,
+            v.wasm.clone(),
+            v.dir.display().to_string(),
+        )?;
         site.plugins
             .apply(source, ucms::plugins::ApplyOptions::default())
             .await
@@ -170,13 +186,19 @@ pub async fn run(cli: &Cli, aot: bool) -> anyhow::Result<()> {
         measured.push((v, compile_ms, mean_us, p50_us, p99_us, report, peak));
     }
 
-    println!(
-        "\nevery plugin answers {}\n",
-        r#"{"greeting":"Hello, Ada!"}"#
-    );
+    println!("\nevery plugin answers {{\"greeting\":\"Hello, Ada!\"}}\n");
     println!(
         "{:<18} {:>10} {:>10} {:>11} {:>9} {:>14} {:>9} {:>10} {:>9} {:>7}",
-        "hello in", "size KiB", "build s", "compile ms", "peak MiB", "instance+call", "p99 µs", "req/s", "p99 µs", "errors"
+        "hello in",
+        "size KiB",
+        "build s",
+        "compile ms",
+        "peak MiB",
+        "instance+call",
+        "p99 µs",
+        "req/s",
+        "p99 µs",
+        "errors"
     );
     let base_rps = measured.first().map(|m| m.5.rps).unwrap_or(1.0);
     let base_call = measured.first().map(|m| m.2).unwrap_or(1.0);
@@ -185,7 +207,9 @@ pub async fn run(cli: &Cli, aot: bool) -> anyhow::Result<()> {
             "{:<18} {:>10} {:>10} {:>11.0} {:>9.1} {:>11.0} µs {:>9.0} {:>10.0} {:>9} {:>7}",
             v.label,
             v.wasm.len().div_ceil(1024),
-            v.build_seconds.map(|s| format!("{s:.1}")).unwrap_or_else(|| "-".into()),
+            v.build_seconds
+                .map(|s| format!("{s:.1}"))
+                .unwrap_or_else(|| "-".into()),
             compile_ms,
             *peak as f64 / (1024.0 * 1024.0),
             mean_us,
