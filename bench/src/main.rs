@@ -53,6 +53,22 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
+    /// Well-behaved traffic with and without a misbehaving plugin beside it: p99s, errors by
+    /// code, host memory, and checks that nothing well-behaved failed or was lost.
+    Faultload {
+        /// Concurrent well-behaved clients.
+        #[arg(long, default_value_t = 16)]
+        good_clients: usize,
+        /// Requests per well-behaved client per phase.
+        #[arg(long, default_value_t = 2000)]
+        good_requests: usize,
+        /// Concurrent misbehaving clients.
+        #[arg(long, default_value_t = 8)]
+        bad_clients: usize,
+        /// Let quarantine stop the misbehaving plugin.
+        #[arg(long)]
+        quarantine: bool,
+    },
     /// Resolver time on a synthetic index of 1,000 packages × 20 versions.
     Resolve {
         /// Resolutions to time per scenario.
@@ -161,6 +177,29 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Some(Cmd::Resolve { runs, seed }) => return resolve::run(runs.max(1), seed),
+        Some(Cmd::Faultload {
+            good_clients,
+            good_requests,
+            bad_clients,
+            quarantine,
+        }) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let dir = tempfile::tempdir()?;
+            let report = rt.block_on(ucms_bench::faultload::run(
+                dir.path(),
+                &ucms_bench::faultload::Options {
+                    good_clients: good_clients.max(1),
+                    good_requests: good_requests.max(4),
+                    bad_clients,
+                    quarantine,
+                },
+            ))?;
+            report.print();
+            anyhow::ensure!(report.held(), "well-behaved requests failed or data was lost");
+            return Ok(());
+        }
         Some(Cmd::Install { runs }) => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
+use crate::policy::{Policy, PolicyError, PolicyRules, PolicySource};
+
 /// The whole configuration of a site.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
@@ -30,8 +32,15 @@ pub struct Config {
     pub cache: CacheConfig,
     pub cluster: ClusterConfig,
     pub auth: AuthConfig,
-    /// Per-plugin settings, secrets and operator grants, by plugin id.
+    pub egress: EgressConfig,
+    pub telemetry: TelemetryConfig,
+    /// What plugins may be installed and run, and what they may consume (see docs/policy.md).
+    pub policy: PolicyRules,
+    /// Per-plugin settings and secrets, by plugin id.
     pub plugins: BTreeMap<String, PluginConfig>,
+    /// The file this configuration was read from (the policy's rules are reloaded from it).
+    #[serde(skip)]
+    pub path: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -60,15 +69,11 @@ pub struct DatabaseConfig {
     pub max_connections: Option<u32>,
 }
 
-/// The `documents` capability: quotas per plugin (`default` when the manifest asks for nothing,
-/// `ceiling` caps what it may ask for) and the largest document.
+/// The `documents` capability, site-wide. Quotas per plugin are the policy's
+/// (`[policy.defaults]`/`[policy.ceilings]` `max-documents`, `documents-mib`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct DocumentsConfig {
-    pub default_max_documents: u64,
-    pub default_max_mib: u64,
-    pub ceiling_max_documents: u64,
-    pub ceiling_max_mib: u64,
     /// Largest document, in KiB.
     pub max_document_kib: u32,
 }
@@ -76,43 +81,19 @@ pub struct DocumentsConfig {
 impl Default for DocumentsConfig {
     fn default() -> Self {
         Self {
-            default_max_documents: 1_000_000,
-            default_max_mib: 1024,
-            ceiling_max_documents: 100_000_000,
-            ceiling_max_mib: 100 * 1024,
             max_document_kib: 1024,
         }
     }
 }
 
-/// Where blobs live and how much each plugin may store.
-#[derive(Debug, Clone, Deserialize)]
+/// Where blobs live. How much each plugin may store is the policy's (`blobs-mib`, `max-blob-mib`).
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct BlobsConfig {
     /// `files` (a folder, `blobs/` in the data directory unless `path` says otherwise) or `s3`.
     pub backend: BlobBackendKind,
     pub path: Option<PathBuf>,
     pub s3: S3Settings,
-    /// Quota per plugin, in MiB, when the manifest asks for none; and the most it may ask for.
-    pub default_max_mib: u64,
-    pub ceiling_max_mib: u64,
-    /// Largest single blob, in MiB, when the manifest asks for none; and the most it may ask for.
-    pub default_max_blob_mib: u64,
-    pub ceiling_max_blob_mib: u64,
-}
-
-impl Default for BlobsConfig {
-    fn default() -> Self {
-        Self {
-            backend: BlobBackendKind::Files,
-            path: None,
-            s3: S3Settings::default(),
-            default_max_mib: 1024,
-            ceiling_max_mib: 1024 * 1024,
-            default_max_blob_mib: 100,
-            ceiling_max_blob_mib: 5 * 1024,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -352,35 +333,50 @@ impl Default for RuntimeConfig {
     }
 }
 
-/// Limit values, each optional; see [`LimitsConfig`].
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
-#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
-pub struct LimitValues {
-    pub memory_mib: Option<u32>,
-    pub timeout_ms: Option<u32>,
-    pub max_request_body_kib: Option<u32>,
-    pub max_response_body_kib: Option<u32>,
-    pub max_concurrency: Option<u32>,
-    pub max_outbound_requests: Option<u32>,
-}
-
-/// The operator's limits: `default` applies when a manifest asks for nothing, `ceiling` caps what a
-/// manifest may ask for.
+/// Site-wide caps that apply to every plugin alike. What each plugin may consume (memory, time,
+/// bodies, outbound calls, rates, quotas) is the policy's: `[policy.defaults]`, `[policy.ceilings]`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct LimitsConfig {
-    pub default: LimitValues,
-    pub ceiling: LimitValues,
     /// Largest kv value, in KiB.
     pub kv_max_value_kib: Option<u32>,
     /// Largest event payload, in KiB.
     pub event_max_payload_kib: Option<u32>,
-    /// Log lines per second per plugin (burst: 2x).
-    pub log_lines_per_sec: Option<u32>,
     /// Per-request timeout of outbound HTTP calls, in milliseconds.
     pub outbound_timeout_ms: Option<u32>,
     /// Largest outbound response body, in KiB.
     pub outbound_max_response_kib: Option<u32>,
+}
+
+/// How plugins' outbound requests find their destinations.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct EgressConfig {
+    /// DNS servers (`IP:PORT`) that resolve plugins' destinations; empty: the system's resolver.
+    pub nameservers: Vec<SocketAddr>,
+}
+
+/// Exporting traces.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TelemetryConfig {
+    /// An OTLP/HTTP collector (`http://127.0.0.1:4318`): spans of requests, plugin invocations and
+    /// host calls are exported to `{endpoint}/v1/traces`. Absent: nothing is exported.
+    pub otlp_endpoint: Option<String>,
+    /// The `service.name` of exported spans.
+    pub service_name: String,
+    /// The share of traces exported, 0.0 to 1.0.
+    pub sample_ratio: f64,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            service_name: "ucms".into(),
+            sample_ratio: 1.0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -439,8 +435,9 @@ pub struct RegistrySettings {
     pub url: Option<String>,
 }
 
-/// The keys this site trusts to sign plugins.
-#[derive(Debug, Clone, Deserialize)]
+/// The keys this site trusts to sign plugins. (Whether unsigned plugins may run, and which
+/// trusted publishers are allowed, is the policy's.)
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct TrustConfig {
     /// Registry keys (base64 Ed25519, as in the registry's `/keys/registry.json`): packages
@@ -450,20 +447,6 @@ pub struct TrustConfig {
     pub publishers: Vec<TrustedPublisherKey>,
     /// Keys this site refuses, whatever anyone says.
     pub revoked: Vec<RevokedKey>,
-    /// Let `ucms plugin install PATH` install an unsigned plugin from a local folder
-    /// (development; a policy can forbid it).
-    pub allow_unsigned_local: bool,
-}
-
-impl Default for TrustConfig {
-    fn default() -> Self {
-        Self {
-            registries: Vec::new(),
-            publishers: Vec::new(),
-            revoked: Vec::new(),
-            allow_unsigned_local: true,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -506,7 +489,8 @@ impl TrustConfig {
     }
 }
 
-/// What the operator sets for one plugin.
+/// What the site owner sets for one plugin. (Its ceilings and internal networks are the
+/// policy's: `[policy.overrides.<id>]`.)
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct PluginConfig {
@@ -514,11 +498,6 @@ pub struct PluginConfig {
     pub settings: toml::Table,
     /// Values of the secrets the manifest declares.
     pub secrets: BTreeMap<String, String>,
-    /// Let this plugin's outbound requests reach loopback and private addresses (for local
-    /// services; never for plugins you don't trust).
-    pub allow_private_egress: bool,
-    /// Operator limits for this plugin, overriding the site's ceilings (up or down).
-    pub limits: LimitValues,
 }
 
 impl Config {
@@ -541,12 +520,13 @@ impl Config {
             }
         };
         apply_env(&mut table, env)?;
-        let config: Config = toml::Value::Table(table).try_into().with_context(|| {
+        let mut config: Config = toml::Value::Table(table).try_into().with_context(|| {
             format!(
                 "the configuration ({} and UCMS_ variables) is not valid",
                 path.display()
             )
         })?;
+        config.path = Some(path.to_path_buf());
         Ok(config)
     }
 
@@ -560,6 +540,74 @@ impl Config {
 
     pub fn plugin(&self, id: &str) -> PluginConfig {
         self.plugins.get(id).cloned().unwrap_or_default()
+    }
+
+    /// The policy this configuration describes, and where a reload will read it: `[policy]`
+    /// itself, or the file `[policy] file` names (relative to the configuration file's folder).
+    pub fn policy_source(&self) -> Result<(Policy, PolicySource), PolicyError> {
+        let rules = &self.policy;
+        let config_path = self.path.as_deref();
+        match &rules.file {
+            Some(file) => {
+                let origin = config_path
+                    .map(|p| format!("{} [policy]", p.display()))
+                    .unwrap_or_else(|| "[policy]".into());
+                if rules.has_rules() {
+                    return Err(PolicyError {
+                        origin,
+                        key: "policy".into(),
+                        message: format!(
+                            "rules are set beside `file = \"{}\"`; move them into that file",
+                            file.display()
+                        ),
+                    });
+                }
+                let path = match config_path.and_then(Path::parent) {
+                    Some(dir) if file.is_relative() => dir.join(file),
+                    _ => file.clone(),
+                };
+                Ok((crate::policy::read_file(&path)?, PolicySource::File(path)))
+            }
+            None => match config_path {
+                Some(path) if path.exists() => Ok((
+                    Policy::compile(rules.clone(), &format!("{} [policy]", path.display()))?,
+                    PolicySource::ConfigFile(path.to_path_buf()),
+                )),
+                _ => Ok((
+                    Policy::compile(rules.clone(), "[policy] of the configuration")?,
+                    PolicySource::Fixed,
+                )),
+            },
+        }
+    }
+}
+
+/// Reads the policy again from where it was read before (`Config::policy_source`): the policy
+/// file, or `[policy]` of the configuration file with `UCMS_POLICY__…` variables applied.
+pub fn read_policy(source: &PolicySource) -> Result<Policy, PolicyError> {
+    match source {
+        PolicySource::Fixed => Err(PolicyError {
+            origin: "[policy]".into(),
+            key: "policy".into(),
+            message: "this policy was given directly and can't be read again".into(),
+        }),
+        PolicySource::File(path) => crate::policy::read_file(path),
+        PolicySource::ConfigFile(path) => {
+            let origin = format!("{} [policy]", path.display());
+            let config = Config::load(path, true, std::env::vars()).map_err(|e| PolicyError {
+                origin: origin.clone(),
+                key: "policy".into(),
+                message: format!("{e:#}"),
+            })?;
+            if config.policy.file.is_some() {
+                return Err(PolicyError {
+                    origin,
+                    key: "policy.file".into(),
+                    message: "the policy moved to a file; restart the site to follow it".into(),
+                });
+            }
+            Policy::compile(config.policy, &origin)
+        }
     }
 }
 
@@ -694,7 +742,7 @@ mod tests {
                 ("UCMS_SERVER__LISTEN", "0.0.0.0:9000"),
                 ("UCMS_RUNTIME__MAX_INSTANCES", "64"),
                 ("UCMS_PLUGINS__MY_PLUGIN__SETTINGS__GREETING", "Hello there"),
-                ("UCMS_PLUGINS__MY_PLUGIN__ALLOW_PRIVATE_EGRESS", "true"),
+                ("UCMS_POLICY__PACKAGES__ALLOW_UNSIGNED", "false"),
                 ("UCMS_DATA", "/ignored"),
                 ("OTHER", "x"),
             ],
@@ -704,7 +752,7 @@ mod tests {
         assert_eq!(config.runtime.max_instances, 64);
         let plugin = config.plugin("my-plugin");
         assert_eq!(plugin.settings["greeting"].as_str(), Some("Hello there"));
-        assert!(plugin.allow_private_egress);
+        assert!(!config.policy.packages.allow_unsigned);
     }
 
     #[test]

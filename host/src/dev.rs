@@ -24,15 +24,21 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Site;
 use crate::authoring::{self, BuildOptions};
-use crate::config::{Config, DataDir, TrustConfig};
+use crate::config::{Config, DataDir};
 use crate::plugins::{ApplyOptions, PluginSource};
 
-/// The development policy: a plugin folder built on this machine, unsigned, may be installed
-/// when the site allows unsigned local plugins (`[trust] allow-unsigned-local`, the default).
-pub fn source(dir: &Path, trust: &TrustConfig) -> anyhow::Result<PluginSource> {
-    if !trust.allow_unsigned_local {
+/// The development rule: a plugin folder built on this machine, unsigned, may be installed when
+/// the site's policy allows unsigned plugins (`[policy.packages] allow-unsigned`, the default).
+/// The plugin manager judges the installed plugin against the whole policy as it loads it.
+pub fn source(dir: &Path, site: &Site) -> anyhow::Result<PluginSource> {
+    source_if(dir, site.plugins.policy().current().rules.packages.allow_unsigned)
+}
+
+/// [`source`], with the policy's answer given.
+pub fn source_if(dir: &Path, allow_unsigned: bool) -> anyhow::Result<PluginSource> {
+    if !allow_unsigned {
         bail!(
-            "this site does not run unsigned local plugins ([trust] allow-unsigned-local = false)\n  hint: develop against a site that allows them (the default), or pack and sign the plugin"
+            "this site does not run unsigned local plugins ([policy.packages] allow-unsigned = false)\n  hint: develop against a site that allows them (the default), or pack and sign the plugin"
         );
     }
     Ok(PluginSource::from_path(
@@ -106,7 +112,7 @@ async fn build_and_swap(site: &Site, options: &DevOptions, known: &mut Option<St
     };
     let swapped = Instant::now();
     let result = async {
-        let source = source(&options.dir, &site.config.trust)?;
+        let source = source(&options.dir, site)?;
         let id = source.manifest.id.to_string();
         let installed = site
             .plugins

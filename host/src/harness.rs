@@ -140,8 +140,9 @@ impl Harness {
         // Compiled components are kept beside the plugin, so the next run (and every test of
         // this one) loads them instead of compiling again.
         share_compiled_cache(dir, &data);
-        let source = crate::dev::source(dir, &crate::config::TrustConfig::default())?;
-        let id = source.manifest.id.to_string();
+        // The manifest's id, for the operator's settings; the source itself is read once the
+        // site (and its policy) is open.
+        let id = ucms_manifest::Manifest::load(dir)?.id.to_string();
         let mut config = Config::default();
         config.runtime.max_instances = 32;
         config.events.max_attempts = 1;
@@ -158,6 +159,7 @@ impl Harness {
             },
         );
         let site = Site::open(config, data).await?;
+        let source = crate::dev::source(dir, &site)?;
         site.plugins
             .apply(
                 source,

@@ -21,11 +21,13 @@ pub mod harness;
 pub mod identity;
 pub mod metrics;
 pub mod plugins;
+pub mod policy;
 pub mod runtime;
 pub mod schedules;
 pub mod server;
 pub mod services;
 pub mod site;
+pub mod telemetry;
 pub mod wit;
 
 pub use site::Site;

@@ -18,7 +18,6 @@ use crate::metrics::Metrics;
 pub struct SiteLimits {
     pub kv_max_value: usize,
     pub event_max_payload: usize,
-    pub log_lines_per_sec: u32,
     pub outbound_timeout: Duration,
     pub outbound_max_response: usize,
 }
@@ -28,7 +27,6 @@ impl SiteLimits {
         Self {
             kv_max_value: limits.kv_max_value_kib.unwrap_or(1024) as usize * 1024,
             event_max_payload: limits.event_max_payload_kib.unwrap_or(256) as usize * 1024,
-            log_lines_per_sec: limits.log_lines_per_sec.unwrap_or(100),
             outbound_timeout: Duration::from_millis(u64::from(
                 limits.outbound_timeout_ms.unwrap_or(10_000),
             )),
@@ -47,6 +45,10 @@ pub struct Services {
     pub identity: Identity,
     pub metrics: Metrics,
     pub limits: SiteLimits,
+    /// How plugins' outbound requests resolve names (`[egress] nameservers`).
+    pub egress: crate::capabilities::http_client::egress::Lookup,
+    /// Who quarantines plugins that keep failing (the plugin manager, once it exists).
+    pub supervisor: Arc<crate::runtime::health::SupervisorHandle>,
 }
 
 impl std::fmt::Debug for Services {
@@ -121,6 +123,15 @@ impl Services {
                 .context("cannot set up identity ([auth], [cluster] redis-url)")?,
             metrics: Metrics::new(),
             limits: SiteLimits::from_config(limits),
+            egress: if config.egress.nameservers.is_empty() {
+                crate::capabilities::http_client::egress::Lookup::System
+            } else {
+                crate::capabilities::http_client::egress::Lookup::nameservers(
+                    &config.egress.nameservers,
+                )
+                .context("cannot set up the resolver of [egress] nameservers")?
+            },
+            supervisor: Arc::default(),
         })
     }
 }

@@ -11,8 +11,8 @@ use crate::cluster::Cluster;
 use crate::config::{Config, DataDir};
 use crate::db::Db;
 use crate::plugins::PluginManager;
+use crate::policy::{PolicyStore, Reloaded};
 use crate::runtime::Runtime;
-use crate::runtime::limits::max_memory_ceiling_mib;
 use crate::services::Services;
 
 /// Everything a site needs to serve. Cloning is one reference count: handlers get it per request.
@@ -62,10 +62,11 @@ impl Site {
         crate::install_crypto_provider();
         crate::db::migrate(&db).await?;
         data.create()?;
-        let max_memory = max_memory_ceiling_mib(
-            &config.limits,
-            config.plugins.values().map(|p| p.limits.memory_mib),
-        );
+        let (policy, source) = config.policy_source()?;
+        let policy = Arc::new(PolicyStore::new(policy, source));
+        // Memory slots are sized for the highest ceiling; a reloaded policy can lower ceilings
+        // at once, but raising them above this needs a restart.
+        let max_memory = policy.current().max_memory_ceiling_mib();
         let cache = config.runtime.cache_compiled.then(|| data.compiled_cache());
         let runtime = Arc::new(Runtime::new(&config.runtime, max_memory, cache)?);
         let services = Arc::new(Services::open(&db, &config, &data).await?);
@@ -74,9 +75,13 @@ impl Site {
             runtime.clone(),
             services.clone(),
             config.clone(),
+            policy,
             data.clone(),
             db.clone(),
         ));
+        let supervisor: std::sync::Weak<dyn crate::runtime::health::Supervisor> =
+            Arc::downgrade(&(plugins.clone() as Arc<dyn crate::runtime::health::Supervisor>));
+        services.supervisor.set(supervisor);
         // A node of a cluster may lack the files of plugins another node installed.
         if let Err(e) = crate::cluster::fetch_missing_files(&db, &data).await {
             tracing::warn!(error = %e, "cannot fetch plugin files shared by other nodes");
@@ -98,12 +103,7 @@ impl Site {
     /// nodes' changes and event wake-ups arrive through Redis at once; the one-second database
     /// poll stays as the fallback.
     pub fn start_background(&self, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
-        let ceiling = self
-            .config
-            .limits
-            .ceiling
-            .timeout_ms
-            .unwrap_or(crate::runtime::limits::HOST_CEILINGS.timeout_ms);
+        let ceiling = self.plugins.policy().current().max_timeout_ms();
         let node = crate::cluster::node_id(&self.config.cluster);
         let dispatcher = Dispatcher::new(
             self.services.events.clone(),
@@ -158,6 +158,8 @@ impl Site {
                 }
             }
         });
+        tokio::spawn(watch_policy(self.clone(), stop.clone()));
+        tokio::spawn(refresh_storage_metrics(self.clone(), stop.clone()));
         // Schedules: each tick claimed in the database, so it runs once across the nodes.
         let scheduler = crate::schedules::Scheduler::new(
             self.plugins.clone(),
@@ -171,5 +173,82 @@ impl Site {
     /// The HTTP API.
     pub fn router(&self) -> axum::Router {
         crate::server::router(self.clone())
+    }
+
+    /// Reads the policy again and, when it changed, judges every installed plugin under it.
+    /// Invalid rules are refused with the reason; the policy in force stays.
+    pub async fn reload_policy(&self, actor: Option<&str>) -> anyhow::Result<Reloaded> {
+        let store = self.plugins.policy();
+        let reloaded = match store.reload(crate::config::read_policy) {
+            Ok(reloaded) => reloaded,
+            Err(e) => {
+                tracing::error!(error = %e, "the changed policy is not valid; the previous one stays in force");
+                self.services
+                    .identity
+                    .audit(actor, "policy.reload-failed", None, serde_json::json!({ "error": e.to_string() }))
+                    .await;
+                return Err(e.into());
+            }
+        };
+        if let Reloaded::Changed(policy) = &reloaded {
+            let refused = self.plugins.apply_policy().await?;
+            tracing::info!(origin = %policy.origin, digest = %policy.digest, refused, "policy reloaded");
+            self.services
+                .identity
+                .audit(
+                    actor,
+                    "policy.reload",
+                    None,
+                    serde_json::json!({ "origin": policy.origin, "digest": policy.digest, "plugins_refused": refused }),
+                )
+                .await;
+        }
+        Ok(reloaded)
+    }
+}
+
+/// Reloads the policy when its file changes (checked every second, read once the change has
+/// held still for a second, so a half-written file is never put in force) or on SIGHUP.
+async fn watch_policy(site: Site, stop: CancellationToken) {
+    let mut pending = None;
+    #[cfg(unix)]
+    let mut hangup =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        #[cfg(unix)]
+        let signal = async {
+            match hangup.as_mut() {
+                Some(h) => {
+                    h.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let signal = std::future::pending::<()>();
+        let forced = tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(1)) => false,
+            () = signal => true,
+        };
+        let changed = site.plugins.policy().changed_on_disk();
+        let settled = changed.is_some() && changed == pending;
+        pending = if settled { None } else { changed };
+        if forced || settled {
+            let _ = site.reload_policy(Some("system")).await;
+        }
+    }
+}
+
+/// Keeps `ucms_plugin_storage` current: documents, blobs and kv keys per plugin, every 15 s.
+async fn refresh_storage_metrics(site: Site, stop: CancellationToken) {
+    loop {
+        if let Err(e) = crate::metrics::storage::refresh(&site.db, &site.services.metrics).await {
+            tracing::debug!(error = %e, "cannot read storage use for the metrics");
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(15)) => {}
+        }
     }
 }

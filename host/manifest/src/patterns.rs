@@ -50,6 +50,21 @@ impl TopicPattern {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Whether every topic `other` matches is also matched by this pattern (an operator's
+    /// allow-list entry covering a manifest's grant).
+    pub fn covers(&self, other: &TopicPattern) -> bool {
+        if self.0 == "*" {
+            return true;
+        }
+        match (self.0.strip_suffix(".*"), other.0.strip_suffix(".*")) {
+            (Some(prefix), Some(inner)) => {
+                inner == prefix || self.matches(inner) && inner.len() > prefix.len()
+            }
+            (Some(_), None) => self.matches(&other.0),
+            (None, _) => self.0 == other.0,
+        }
+    }
 }
 
 impl fmt::Display for TopicPattern {
@@ -124,6 +139,26 @@ impl HostPattern {
             None => self.host == host,
         }
     }
+
+    /// Whether every destination `other` allows is also allowed by this pattern (an operator's
+    /// allow-list entry covering a manifest's grant): the same host, or a subdomain of this
+    /// wildcard's domain; any port when this pattern names none.
+    pub fn covers(&self, other: &HostPattern) -> bool {
+        if self.port.is_some() && self.port != other.port {
+            return false;
+        }
+        match self.host.strip_prefix("*.") {
+            // `*.example.com` covers `a.example.com` and `*.a.example.com`, not `example.com`.
+            Some(domain) => {
+                let name = other.host.strip_prefix("*.").unwrap_or(&other.host);
+                other.host.starts_with("*.") && name == domain
+                    || name
+                        .strip_suffix(domain)
+                        .is_some_and(|sub| sub.len() > 1 && sub.ends_with('.'))
+            }
+            None => self.host == other.host,
+        }
+    }
 }
 
 impl fmt::Display for HostPattern {
@@ -183,5 +218,35 @@ mod tests {
         ] {
             assert!(HostPattern::new(bad).is_err(), "{bad} should be refused");
         }
+    }
+
+    #[test]
+    fn allow_list_entries_cover_grants() {
+        let p = |s: &str| HostPattern::new(s).unwrap();
+        assert!(p("*.example.com").covers(&p("api.example.com")));
+        assert!(p("*.example.com").covers(&p("*.example.com")));
+        assert!(p("*.example.com").covers(&p("*.api.example.com")));
+        assert!(p("*.example.com").covers(&p("api.example.com:8443")));
+        assert!(!p("*.example.com").covers(&p("example.com")));
+        assert!(!p("*.example.com").covers(&p("evilexample.com")));
+        assert!(p("api.example.com").covers(&p("api.example.com:443")));
+        assert!(!p("api.example.com").covers(&p("*.api.example.com")));
+        assert!(!p("api.example.com:443").covers(&p("api.example.com")));
+        assert!(p("api.example.com:443").covers(&p("api.example.com:443")));
+        assert!(!p("api.example.com").covers(&p("api.example.org")));
+    }
+
+    #[test]
+    fn topic_allow_lists_cover_grants() {
+        let t = |s: &str| TopicPattern::new(s).unwrap();
+        assert!(t("*").covers(&t("orders.*")));
+        assert!(t("orders.*").covers(&t("orders.placed")));
+        assert!(t("orders.*").covers(&t("orders.*")));
+        assert!(t("orders.*").covers(&t("orders.eu.*")));
+        assert!(!t("orders.*").covers(&t("orders")));
+        assert!(!t("orders.*").covers(&t("*")));
+        assert!(!t("orders.placed").covers(&t("orders.*")));
+        assert!(t("orders.placed").covers(&t("orders.placed")));
+        assert!(!t("orders.*").covers(&t("ordersx.placed")));
     }
 }

@@ -851,6 +851,10 @@ impl Validator<'_> {
                 "max-response-body-kib" => limits.max_response_body_kib = v,
                 "max-concurrency" => limits.max_concurrency = v,
                 "max-outbound-requests" => limits.max_outbound_requests = v,
+                "cpu-ms" => limits.cpu_ms = v,
+                "max-outbound-kib" => limits.max_outbound_kib = v,
+                "events-per-minute" => limits.events_per_minute = v,
+                "log-lines-per-minute" => limits.log_lines_per_minute = v,
                 _ => unreachable!("BOUNDS and this match list the same keys"),
             }
         }

@@ -10,6 +10,20 @@ use crate::wit::latest::ucms::host::types;
 pub struct AuthCtx<'a> {
     pub plugin: &'a ucms_manifest::Manifest,
     pub principal: &'a Principal,
+    pub health: &'a crate::runtime::health::Health,
+}
+
+impl AuthCtx<'_> {
+    /// A plugin asked about a permission it doesn't declare (only its own are answered).
+    fn undeclared(&self, permission: &str) {
+        let shown: String = permission.chars().take(200).collect();
+        self.health.refused(
+            "auth",
+            &format!(
+                "asked about the permission '{shown}', which its manifest doesn't declare; plugins may check only their own"
+            ),
+        );
+    }
 }
 
 struct Auth;
@@ -61,6 +75,7 @@ impl wit::Host for AuthCtx<'_> {
 
     async fn check(&mut self, permission: String) -> wasmtime::Result<bool> {
         if !self.plugin.permissions.contains_key(&permission) {
+            self.undeclared(&permission);
             return Ok(false);
         }
         Ok(self
@@ -70,6 +85,7 @@ impl wit::Host for AuthCtx<'_> {
 
     async fn access(&mut self, permission: String) -> wasmtime::Result<wit::AccessLevel> {
         if !self.plugin.permissions.contains_key(&permission) {
+            self.undeclared(&permission);
             return Ok(wit::AccessLevel::Denied);
         }
         Ok(

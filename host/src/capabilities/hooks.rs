@@ -85,6 +85,7 @@ pub struct HooksCtx<'a> {
     pub state: &'a HooksState,
     /// Hook calls already on the stack of this invocation.
     pub depth: u8,
+    pub health: &'a crate::runtime::health::Health,
 }
 
 struct Hooks;
@@ -111,16 +112,19 @@ pub fn owns(plugin: &str, point: &str) -> bool {
 }
 
 impl wit::Host for HooksCtx<'_> {
+    #[tracing::instrument(name = "hooks.run", target = "ucms::host_call", level = "debug", skip_all)]
     async fn run(
         &mut self,
         point: String,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<Vec<u8>, wit::HookError>> {
         if !owns(self.plugin, &point) {
-            return Ok(Err(wit::HookError::Invalid(format!(
+            let message = format!(
                 "plugin '{}' may run only its own hook points ('{}.<name>'), not '{point}'",
                 self.plugin, self.plugin
-            ))));
+            );
+            self.health.refused("hooks", &message);
+            return Ok(Err(wit::HookError::Invalid(message)));
         }
         let Some(runner) = self.state.runner.upgrade() else {
             return Ok(Err(wit::HookError::Failed(

@@ -1,15 +1,20 @@
 //! `ucms:host/log`: structured log lines attributed to the plugin, through `tracing`.
 //!
-//! Each plugin has a token bucket (lines per second, burst of twice that). Lines over the rate are
-//! dropped and counted; the next line that gets through says how many were dropped. Messages and
+//! Each plugin has a token bucket ([`PerMinute`]: `limits.log-lines-per-minute`, a burst of two
+//! seconds' worth). Lines over the rate are dropped and counted — the first one of a run as a
+//! limit breach — and the next line that gets through says how many were dropped. Messages and
 //! fields are truncated so a plugin can't flood the log with one huge line either.
-
-use std::sync::Mutex;
-use std::time::Instant;
 
 use wasmtime::component::{HasData, Linker};
 
+use super::rate::{Admission, PerMinute};
 use crate::metrics::Metrics;
+use crate::runtime::health::Health;
+
+/// A plugin's log budget: `log-lines-per-minute`, bursting two seconds' worth.
+pub fn log_limiter(lines_per_minute: u32) -> PerMinute {
+    PerMinute::new(lines_per_minute, (lines_per_minute / 30).max(1))
+}
 use crate::wit::latest::ucms::host::log::{self as wit, Level};
 
 const MAX_MESSAGE: usize = 8 * 1024;
@@ -17,55 +22,12 @@ const MAX_FIELDS: usize = 32;
 const MAX_FIELD_KEY: usize = 64;
 const MAX_FIELD_VALUE: usize = 1024;
 
-/// A plugin's log budget.
-#[derive(Debug)]
-pub struct LogLimiter {
-    per_sec: f64,
-    state: Mutex<Bucket>,
-}
-
-#[derive(Debug)]
-struct Bucket {
-    tokens: f64,
-    last: Instant,
-    dropped: u64,
-}
-
-impl LogLimiter {
-    pub fn new(lines_per_sec: u32) -> Self {
-        let per_sec = f64::from(lines_per_sec.max(1));
-        Self {
-            per_sec,
-            state: Mutex::new(Bucket {
-                tokens: per_sec * 2.0,
-                last: Instant::now(),
-                dropped: 0,
-            }),
-        }
-    }
-
-    /// `Some(dropped_before)` when the line may be written, `None` when it is dropped.
-    fn admit(&self) -> Option<u64> {
-        let mut b = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        let refill = now.duration_since(b.last).as_secs_f64() * self.per_sec;
-        b.tokens = (b.tokens + refill).min(self.per_sec * 2.0);
-        b.last = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            Some(std::mem::take(&mut b.dropped))
-        } else {
-            b.dropped += 1;
-            None
-        }
-    }
-}
-
 pub struct LogCtx<'a> {
     pub plugin: &'a str,
     pub request_id: &'a str,
-    pub limiter: &'a LogLimiter,
+    pub limiter: &'a PerMinute,
     pub metrics: &'a Metrics,
+    pub health: &'a Health,
 }
 
 struct Log;
@@ -102,9 +64,22 @@ impl wit::Host for LogCtx<'_> {
         mut message: String,
         fields: Vec<(String, String)>,
     ) -> wasmtime::Result<()> {
-        let Some(dropped) = self.limiter.admit() else {
-            self.metrics.log_dropped(self.plugin);
-            return Ok(());
+        let dropped = match self.limiter.admit() {
+            Admission::Admitted { refused_before } => refused_before,
+            Admission::Refused { first } => {
+                self.metrics.log_dropped(self.plugin);
+                if first {
+                    self.health.breach(
+                        "log-lines-per-minute",
+                        "log_rate_exceeded",
+                        &format!(
+                            "the plugin writes log lines faster than its {} per minute; dropping them",
+                            self.limiter.rate()
+                        ),
+                    );
+                }
+                return Ok(());
+            }
         };
         truncate(&mut message, MAX_MESSAGE);
         let fields: serde_json::Map<String, serde_json::Value> = fields
@@ -148,13 +123,18 @@ mod tests {
 
     #[test]
     fn the_bucket_drops_a_flood_and_reports_it() {
-        let limiter = LogLimiter::new(10);
-        let admitted = (0..1000).filter(|_| limiter.admit().is_some()).count();
+        let limiter = log_limiter(600);
+        let admitted = (0..1000)
+            .filter(|_| matches!(limiter.admit(), Admission::Admitted { .. }))
+            .count();
         assert!(
-            (20..=22).contains(&admitted),
-            "burst is twice the rate, got {admitted}"
+            (20..=21).contains(&admitted),
+            "the burst is two seconds' worth, got {admitted}"
         );
         std::thread::sleep(std::time::Duration::from_millis(250));
-        assert!(limiter.admit().is_some_and(|dropped| dropped >= 978));
+        assert!(matches!(
+            limiter.admit(),
+            Admission::Admitted { refused_before } if refused_before >= 979
+        ));
     }
 }

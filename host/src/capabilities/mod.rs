@@ -20,6 +20,7 @@ pub mod hooks;
 pub mod http_client;
 pub mod kv;
 pub mod log;
+pub mod rate;
 mod since_v0_1_0;
 
 use ucms_manifest::Capability;
@@ -30,7 +31,10 @@ use crate::wit::latest::ucms::host::types;
 /// Per-plugin state of the capabilities, built once when the plugin loads.
 #[derive(Debug)]
 pub struct PluginCapabilities {
-    pub log: log::LogLimiter,
+    /// `limits.log-lines-per-minute`.
+    pub log: rate::PerMinute,
+    /// `limits.events-per-minute`.
+    pub events: rate::PerMinute,
     pub settings: config::PluginSettings,
     /// Present when `http-client` is granted.
     pub http: Option<http_client::HttpClientState>,

@@ -1,6 +1,7 @@
 //! The `ucms` command.
 
 mod plugin;
+mod policy;
 mod registry;
 mod serve;
 mod token;
@@ -27,13 +28,7 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
     /// The site's data directory (database, installed plugins, caches).
-    #[arg(
-        long,
-        global = true,
-        env = "UCMS_DATA",
-        hide_env_values = true,
-        default_value = "./ucms-data"
-    )]
+    #[arg(long, global = true, env = "UCMS_DATA", hide_env_values = true, default_value = "./ucms-data")]
     pub data: PathBuf,
     /// The configuration file; every key can also be set with a UCMS_… variable.
     #[arg(long, global = true, env = "UCMS_CONFIG", hide_env_values = true)]
@@ -56,6 +51,9 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Ask what the operator's policy allows, before installing.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
     /// Run a plugin registry, and manage its publishers and keys.
     #[command(subcommand)]
     Registry(registry::RegistryCommand),
@@ -86,17 +84,6 @@ pub fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    // `plugin dev` shows the plugin's log lines and each request's trace unless told otherwise.
-    let dev = matches!(
-        cli.command,
-        Command::Plugin(plugin::PluginCommand::Dev { .. })
-    );
-    let filter = match (&cli.global.log, dev) {
-        (Some(filter), _) => filter.as_str(),
-        (None, true) => DEV_LOG_FILTER,
-        (None, false) => config.log.level.as_str(),
-    };
-    init_logging(filter, &config.log.format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -107,7 +94,25 @@ pub fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    // `plugin dev` shows the plugin's log lines and each request's trace unless told otherwise.
+    let dev = matches!(
+        cli.command,
+        Command::Plugin(plugin::PluginCommand::Dev { .. })
+    );
+    let filter = match (&cli.global.log, dev) {
+        (Some(filter), _) => filter.as_str(),
+        (None, true) => DEV_LOG_FILTER,
+        (None, false) => config.log.level.as_str(),
+    };
+    // Held to the end: dropping it flushes the traces still buffered.
+    let telemetry = crate::telemetry::init(
+        filter,
+        &config.log,
+        &config.telemetry,
+        runtime.handle(),
+    );
     let result = runtime.block_on(run(cli, config));
+    drop(telemetry);
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -123,35 +128,13 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Plugin(cmd) => plugin::run(&cli.global, config, cmd).await,
         Command::User(cmd) => user::run(&cli.global, config, cmd).await,
         Command::Token(cmd) => token::run(&cli.global, config, cmd).await,
+        Command::Policy(cmd) => policy::run(&cli.global, config, cmd).await,
         Command::Registry(cmd) => registry::run(cmd).await,
     }
 }
 
 /// What `ucms plugin dev` logs: the plugin's own lines, each request's trace, the host's news.
 const DEV_LOG_FILTER: &str = "info,ucms::plugin=trace,tower_http::trace=debug";
-
-fn init_logging(filter: &str, format: &str) {
-    use tracing_subscriber::Layer as _;
-    use tracing_subscriber::layer::SubscriberExt as _;
-    use tracing_subscriber::util::SubscriberInitExt as _;
-    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|e| {
-        eprintln!("warning: log filter '{filter}' is not valid ({e}); using 'info'");
-        tracing_subscriber::EnvFilter::new("info")
-    });
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
-    let fmt = if format == "json" {
-        fmt.json().with_filter(filter).boxed()
-    } else {
-        fmt.with_filter(filter).boxed()
-    };
-    // The test harness's record of plugin log lines (idle unless enabled).
-    let _ = tracing_subscriber::registry()
-        .with(fmt)
-        .with(crate::devlog::layer())
-        .try_init();
-}
 
 /// The command-line reference (docs/cli-reference.md): every command's `--help`, generated so it
 /// can't drift from the code (a test compares it with the committed page).

@@ -477,7 +477,7 @@ async fn manage(site: &Site, command: PluginCommand) -> anyhow::Result<()> {
                     let source = PluginSource::from_path(
                         Path::new(path),
                         &trust,
-                        site.config.trust.allow_unsigned_local,
+                        site.plugins.policy().current().rules.packages.allow_unsigned,
                     )?;
                     install_local(site, source, yes, allow_downgrade).await?;
                 }

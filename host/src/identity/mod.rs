@@ -52,9 +52,13 @@ pub mod permissions {
     pub const ROLES_MANAGE: &str = "ucms.roles.manage";
     /// List and revoke anyone's API tokens (one's own need no permission).
     pub const TOKENS_MANAGE: &str = "ucms.tokens.manage";
+    /// Read the operator's policy and check plugins against it.
+    pub const POLICY_READ: &str = "ucms.policy.read";
+    /// Reload the operator's policy.
+    pub const POLICY_MANAGE: &str = "ucms.policy.manage";
 
     /// Every host permission with its description.
-    pub const ALL: [(&str, &str); 9] = [
+    pub const ALL: [(&str, &str); 11] = [
         (PLUGINS_READ, "List installed plugins"),
         (
             PLUGINS_MANAGE,
@@ -70,6 +74,11 @@ pub mod permissions {
         ),
         (ROLES_MANAGE, "Create, change and delete roles"),
         (TOKENS_MANAGE, "List and revoke anyone's API tokens"),
+        (
+            POLICY_READ,
+            "Read the operator's policy and check plugins against it",
+        ),
+        (POLICY_MANAGE, "Reload the operator's policy"),
     ];
 }
 

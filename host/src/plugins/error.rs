@@ -1,6 +1,7 @@
 use ucms_manifest::ManifestError;
 
 use crate::runtime::invocation::InvocationError;
+use crate::policy::PolicyRefusal;
 use crate::runtime::limits::CeilingExceeded;
 
 /// Why a plugin can't be installed, loaded or changed. Every variant says what to do about it.
@@ -20,6 +21,8 @@ pub enum PluginError {
     Component(#[from] ucms_package::component::ComponentError),
     #[error(transparent)]
     Limits(#[from] CeilingExceeded),
+    #[error("the site's policy refuses it: {0}")]
+    Policy(#[from] PolicyRefusal),
     #[error("{0:#}")]
     Settings(anyhow::Error),
     #[error("the component can't be linked: {0:#}")]
@@ -99,6 +102,7 @@ impl PluginError {
                 }
             }
             Self::Limits(_) => "limit_above_ceiling",
+            Self::Policy(_) => "policy_refused",
             Self::Settings(_) => "invalid_settings",
             Self::Link(_) => "link_failed",
             Self::Declaration(_) => "declaration_failed",

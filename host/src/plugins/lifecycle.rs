@@ -163,6 +163,7 @@ impl PluginManager {
         let enabled = previous.as_ref().is_none_or(|r| r.enabled);
         let origin_source = source.origin.to_source();
         let package_digest = source.origin.package_digest().map(str::to_string);
+        let signer = super::signer_json(source.signer.as_ref());
         let migrated = held.kv.take_writes();
         let events: Vec<(NewEvent, Vec<String>)> = held
             .events
@@ -218,8 +219,8 @@ impl PluginManager {
                 match &previous {
                     None => {
                         sqlx::query(
-                            "INSERT INTO plugins (id, version, enabled, manifest, wasm_sha256, installed_at, updated_at, source, package_digest) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8)",
+                            "INSERT INTO plugins (id, version, enabled, manifest, wasm_sha256, installed_at, updated_at, source, package_digest, signer) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9)",
                         )
                         .bind(&id)
                         .bind(&version)
@@ -229,13 +230,16 @@ impl PluginManager {
                         .bind(now)
                         .bind(&origin_source)
                         .bind(&package_digest)
+                        .bind(&signer)
                         .execute(&mut *tx)
                         .await?;
                     }
                     Some(old) => {
+                        // A new version starts out of quarantine.
                         sqlx::query(
                             "UPDATE plugins SET version = $1, manifest = $2, wasm_sha256 = $3, updated_at = $4, source = $5, package_digest = $6, \
-                             previous_version = $7, previous_manifest = $8, previous_sha256 = $9, previous_source = $10, previous_package_digest = $12 WHERE id = $11",
+                             previous_version = $7, previous_manifest = $8, previous_sha256 = $9, previous_source = $10, previous_package_digest = $12, \
+                             signer = $13, previous_signer = $14, quarantine = NULL WHERE id = $11",
                         )
                         .bind(&version)
                         .bind(&source.manifest_text)
@@ -249,6 +253,8 @@ impl PluginManager {
                         .bind(&old.source)
                         .bind(&id)
                         .bind(&old.package_digest)
+                        .bind(&signer)
+                        .bind(&old.signer)
                         .execute(&mut *tx)
                         .await?;
                     }
@@ -286,6 +292,8 @@ impl PluginManager {
             updated_at: now,
             source: origin_source.clone(),
             previous_version: previous.as_ref().map(|r| r.version.clone()),
+            signer: source.signer.clone(),
+            quarantine: None,
             loaded: Some(loaded),
         });
         let info = slot.info();
@@ -352,7 +360,8 @@ impl PluginManager {
         .await?;
         let _guard = self.changes.lock().await;
         let result: Result<PluginInfo, PluginError> = async {
-            let source = self.read_installed(id, prev_version, prev_manifest, prev_sha)?;
+            let mut source = self.read_installed(id, prev_version, prev_manifest, prev_sha)?;
+            source.signer = super::parse_signer(row.previous_signer.as_deref());
             let loaded = Arc::new(self.prepare(&source).await?);
             journal.step(Step::Compiled).await?;
             let now = now_ms();
@@ -362,7 +371,8 @@ impl PluginManager {
                     let mut tx = pool.begin().await?;
                     sqlx::query(
                         "UPDATE plugins SET version = $1, manifest = $2, wasm_sha256 = $3, source = $4, package_digest = $11, updated_at = $5, \
-                         previous_version = $6, previous_manifest = $7, previous_sha256 = $8, previous_source = $9, previous_package_digest = $12 WHERE id = $10",
+                         previous_version = $6, previous_manifest = $7, previous_sha256 = $8, previous_source = $9, previous_package_digest = $12, \
+                         signer = $13, previous_signer = $14, quarantine = NULL WHERE id = $10",
                     )
                     .bind(prev_version)
                     .bind(prev_manifest)
@@ -376,6 +386,8 @@ impl PluginManager {
                     .bind(id)
                     .bind(&row.previous_package_digest)
                     .bind(&row.package_digest)
+                    .bind(&row.previous_signer)
+                    .bind(&row.signer)
                     .execute(&mut *tx)
                     .await?;
                     sqlx::query(Journal::switched_sql()).bind(now).bind(&journal.id).execute(&mut *tx).await?;
@@ -393,6 +405,8 @@ impl PluginManager {
                 updated_at: now,
                 source: prev_source,
                 previous_version: Some(row.version.clone()),
+                signer: source.signer.clone(),
+                quarantine: None,
                 loaded: Some(loaded),
             });
             let info = slot.info();
@@ -549,21 +563,45 @@ impl PluginManager {
             .get(id)
             .ok_or_else(|| PluginError::NotInstalled(id.to_string()))?;
         let now = now_ms();
+        // Enabling releases a quarantined plugin; disabling keeps the record of why it was.
+        let released = enabled && slot.quarantine.is_some();
         on_db!(&self.db, write, |pool| {
-            sqlx::query("UPDATE plugins SET enabled = $1, updated_at = $2 WHERE id = $3")
-                .bind(enabled)
-                .bind(now)
-                .bind(id)
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
+            sqlx::query(if enabled {
+                "UPDATE plugins SET enabled = $1, updated_at = $2, quarantine = NULL WHERE id = $3"
+            } else {
+                "UPDATE plugins SET enabled = $1, updated_at = $2 WHERE id = $3"
+            })
+            .bind(enabled)
+            .bind(now)
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
         })
         .map_err(|e| PluginError::Storage(e.into()))?;
+        let quarantine = if enabled { None } else { slot.quarantine.clone() };
         let state = match (&slot.state, enabled) {
             (PluginState::Failed(reason), _) => PluginState::Failed(reason.clone()),
+            (PluginState::Refused(reason), _) => PluginState::Refused(reason.clone()),
             (_, true) => PluginState::Enabled,
             (_, false) => PluginState::Disabled,
         };
+        if released {
+            if let Some(loaded) = &slot.loaded {
+                loaded.ctx().health.reset();
+            }
+            self.services.metrics.quarantined(id, false);
+            self.services.events.resume(id).await;
+            self.services
+                .identity
+                .audit(
+                    actor,
+                    "plugin.release",
+                    Some(&format!("plugin:{id}")),
+                    serde_json::json!({ "quarantine": slot.quarantine }),
+                )
+                .await;
+        }
         self.services
             .identity
             .audit(
@@ -585,6 +623,8 @@ impl PluginManager {
             updated_at: now,
             source: slot.source.clone(),
             previous_version: slot.previous_version.clone(),
+            signer: slot.signer.clone(),
+            quarantine,
             loaded: slot.loaded.clone(),
         });
         let info = updated.info();

@@ -200,7 +200,9 @@ impl LoadedPlugin {
                 size: response.body.len(),
             };
             self.ctx().metrics.refused("http", error.code());
-            tracing::warn!(plugin = %self.ctx().id, "{error}");
+            self.ctx()
+                .health
+                .breach("max-response-body-kib", error.code(), &error.to_string());
             return Err(error);
         }
         let invalid = |reason: String| InvocationError::InvalidResponse {

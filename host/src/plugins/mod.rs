@@ -17,6 +17,7 @@ pub mod inspect;
 pub mod journal;
 mod lifecycle;
 mod loaded;
+mod quarantine;
 pub mod registry;
 mod source;
 
@@ -40,9 +41,11 @@ use crate::capabilities::events::{DeliveryOutcome, EventDelivery, Subscribers};
 use crate::capabilities::{self, PluginCapabilities};
 use crate::config::{Config, DataDir};
 use crate::db::{Db, on_db, rfc3339};
+use crate::policy::{PolicyStore, Signer, Subject};
 use crate::runtime::PluginContext;
 use crate::runtime::Runtime;
-use crate::runtime::limits::Limits;
+use crate::runtime::health::{Health, Trip};
+use crate::runtime::limits::{Limits, Quotas};
 use crate::services::Services;
 
 /// The state of an installed plugin.
@@ -53,6 +56,12 @@ pub enum PluginState {
     Disabled,
     /// Installed but can't run; the reason says why.
     Failed(String),
+    /// Stopped automatically because it kept trapping or breaching its limits; an administrator
+    /// can inspect it, then enable (release) or remove it. Its event deliveries wait.
+    Quarantined(String),
+    /// The site's policy refuses it (the reason names the rule); it runs again when the policy
+    /// allows it.
+    Refused(String),
 }
 
 impl PluginState {
@@ -61,6 +70,8 @@ impl PluginState {
             Self::Enabled => "enabled",
             Self::Disabled => "disabled",
             Self::Failed(_) => "failed",
+            Self::Quarantined(_) => "quarantined",
+            Self::Refused(_) => "refused",
         }
     }
 }
@@ -78,8 +89,23 @@ pub struct Slot {
     pub source: String,
     /// The version a rollback returns to.
     pub previous_version: Option<String>,
+    /// Who signed the installed version, as verified at install; none when unsigned.
+    pub signer: Option<Signer>,
+    /// Why and when it was quarantined, while it is.
+    pub quarantine: Option<Quarantine>,
     /// Present unless loading failed.
     pub loaded: Option<Arc<LoadedPlugin>>,
+}
+
+/// A plugin's quarantine, as stored in `plugins.quarantine`.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct Quarantine {
+    /// Unix milliseconds.
+    pub at: i64,
+    pub reason: String,
+    /// The node that quarantined it.
+    pub node: String,
+    pub trip: Trip,
 }
 
 /// A plugin as `GET /api/ucms/plugins` and `ucms plugin list --json` show it.
@@ -100,6 +126,9 @@ pub struct PluginInfo {
     pub installed_at: String,
     pub source: String,
     pub previous_version: Option<String>,
+    pub signer: Option<Signer>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quarantine: Option<Quarantine>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -148,6 +177,8 @@ impl Slot {
             installed_at: rfc3339(self.installed_at),
             source: self.source.clone(),
             previous_version: self.previous_version.clone(),
+            signer: self.signer.clone(),
+            quarantine: self.quarantine.clone(),
         }
     }
 
@@ -177,12 +208,34 @@ pub(crate) struct PluginRow {
     pub previous_sha256: Option<String>,
     pub previous_source: Option<String>,
     pub previous_package_digest: Option<String>,
+    pub signer: Option<String>,
+    pub previous_signer: Option<String>,
+    pub quarantine: Option<String>,
+}
+
+impl PluginRow {
+    pub(crate) fn signer(&self) -> Option<Signer> {
+        parse_signer(self.signer.as_deref())
+    }
+
+    pub(crate) fn quarantine(&self) -> Option<Quarantine> {
+        serde_json::from_str(self.quarantine.as_deref()?).ok()
+    }
+}
+
+pub(crate) fn parse_signer(text: Option<&str>) -> Option<Signer> {
+    serde_json::from_str(text?).ok()
+}
+
+pub(crate) fn signer_json(signer: Option<&Signer>) -> Option<String> {
+    signer.map(|s| serde_json::to_string(s).expect("a signer serializes"))
 }
 
 macro_rules! plugin_columns {
     () => {
         "id, version, enabled, manifest, wasm_sha256, installed_at, updated_at, source, package_digest, \
-         previous_version, previous_manifest, previous_sha256, previous_source, previous_package_digest"
+         previous_version, previous_manifest, previous_sha256, previous_source, previous_package_digest, \
+         signer, previous_signer, quarantine"
     };
 }
 
@@ -191,6 +244,8 @@ pub struct PluginManager {
     runtime: Arc<Runtime>,
     services: Arc<Services>,
     config: Arc<Config>,
+    /// The operator's policy in force; every plugin is checked against it when it loads.
+    policy: Arc<PolicyStore>,
     data: DataDir,
     db: Db,
     slots: ArcSwap<BTreeMap<String, Arc<Slot>>>,
@@ -213,6 +268,7 @@ impl PluginManager {
         runtime: Arc<Runtime>,
         services: Arc<Services>,
         config: Arc<Config>,
+        policy: Arc<PolicyStore>,
         data: DataDir,
         db: Db,
     ) -> Self {
@@ -221,6 +277,7 @@ impl PluginManager {
             runtime,
             services,
             config,
+            policy,
             data,
             db,
             slots: ArcSwap::default(),
@@ -272,6 +329,11 @@ impl PluginManager {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The operator's policy.
+    pub fn policy(&self) -> &Arc<PolicyStore> {
+        &self.policy
     }
 
     pub(crate) async fn rows(&self) -> Result<Vec<PluginRow>, PluginError> {
@@ -330,22 +392,39 @@ impl PluginManager {
 
     /// Loads one stored plugin; `None` only when its stored manifest is unreadable.
     async fn load_row(&self, row: &PluginRow) -> Option<Slot> {
+        let signer = row.signer();
+        let quarantine = row.quarantine();
         let (manifest, state, loaded) = match self
-            .load_installed(&row.id, &row.version, &row.manifest, &row.wasm_sha256)
+            .load_installed(
+                &row.id,
+                &row.version,
+                &row.manifest,
+                &row.wasm_sha256,
+                signer.clone(),
+            )
             .await
         {
             Ok((manifest, loaded)) => {
-                let state = if row.enabled {
-                    PluginState::Enabled
-                } else {
-                    PluginState::Disabled
+                let state = match (&quarantine, row.enabled) {
+                    (_, false) => PluginState::Disabled,
+                    (Some(q), true) => PluginState::Quarantined(q.reason.clone()),
+                    (None, true) => PluginState::Enabled,
                 };
                 (manifest, state, Some(Arc::new(loaded)))
             }
             Err(e) => {
-                tracing::error!(plugin = %row.id, error = %e, "plugin can't be loaded; it stays installed but won't run");
+                let state = match &e {
+                    PluginError::Policy(_) | PluginError::Limits(_) => {
+                        tracing::warn!(plugin = %row.id, error = %e, "the policy refuses an installed plugin; it stays installed but won't run");
+                        PluginState::Refused(e.to_string())
+                    }
+                    _ => {
+                        tracing::error!(plugin = %row.id, error = %e, "plugin can't be loaded; it stays installed but won't run");
+                        PluginState::Failed(e.to_string())
+                    }
+                };
                 match Manifest::parse(&row.manifest) {
-                    Ok(m) => (m, PluginState::Failed(e.to_string()), None),
+                    Ok(m) => (m, state, None),
                     Err(parse) => {
                         tracing::error!(plugin = %row.id, error = %parse, "stored manifest is invalid; skipping");
                         return None;
@@ -356,6 +435,9 @@ impl PluginManager {
         self.services
             .metrics
             .plugin_state(&row.id, &row.version, state.label());
+        self.services
+            .metrics
+            .quarantined(&row.id, matches!(state, PluginState::Quarantined(_)));
         Some(Slot {
             manifest,
             state,
@@ -364,6 +446,8 @@ impl PluginManager {
             updated_at: row.updated_at,
             source: row.source.clone(),
             previous_version: row.previous_version.clone(),
+            signer,
+            quarantine,
             loaded,
         })
     }
@@ -415,8 +499,10 @@ impl PluginManager {
         version: &str,
         manifest_text: &str,
         digest: &str,
+        signer: Option<Signer>,
     ) -> Result<(Manifest, LoadedPlugin), PluginError> {
-        let source = self.read_installed(id, version, manifest_text, digest)?;
+        let mut source = self.read_installed(id, version, manifest_text, digest)?;
+        source.signer = signer;
         let manifest = source.manifest.clone();
         let loaded = self.prepare(&source).await?;
         Ok((manifest, loaded))
@@ -452,22 +538,11 @@ impl PluginManager {
         &self,
         manifest: &Manifest,
         grant: &ucms_manifest::DocumentsGrant,
+        quotas: &Quotas,
     ) -> Result<capabilities::documents::DocumentsState, PluginError> {
-        let site = &self.config.documents;
         let quota = ucms_documents::Quota {
-            max_documents: Some(
-                grant
-                    .max_documents
-                    .unwrap_or(site.default_max_documents)
-                    .min(site.ceiling_max_documents),
-            ),
-            max_bytes: Some(
-                grant
-                    .max_mib
-                    .unwrap_or(site.default_max_mib)
-                    .min(site.ceiling_max_mib)
-                    .saturating_mul(1024 * 1024),
-            ),
+            max_documents: Some(quotas.max_documents),
+            max_bytes: Some(quotas.documents_mib.saturating_mul(1024 * 1024)),
         };
         let store = &self.services.documents;
         let plugin = manifest.id.as_str();
@@ -535,13 +610,13 @@ impl PluginManager {
             .map_err(|e| PluginError::Compile(e.into()))?
             .map_err(PluginError::Compile)?;
         let inspection = inspect::inspect(&source.wasm, manifest)?;
+        let policy = self.policy.current();
+        policy.check(Subject {
+            manifest,
+            signer: source.signer.as_ref(),
+        })?;
+        let (limits, quotas) = policy.resolve_limits(manifest)?;
         let operator = self.config.plugin(manifest.id.as_str());
-        let limits = Limits::resolve(
-            manifest.id.as_str(),
-            &manifest.limits,
-            &self.config.limits,
-            &operator.limits,
-        )?;
         let settings = capabilities::config::PluginSettings::resolve(manifest, &operator)
             .map_err(PluginError::Settings)?;
         let site = &self.services.limits;
@@ -550,7 +625,8 @@ impl PluginManager {
                 capabilities::http_client::HttpClientState::new(
                     manifest.id.as_str(),
                     grant,
-                    operator.allow_private_egress,
+                    policy.internal_networks(manifest.id.as_str()),
+                    self.services.egress.clone(),
                     site.outbound_timeout,
                     site.outbound_max_response,
                 )
@@ -559,22 +635,37 @@ impl PluginManager {
             None => None,
         };
         let documents = match &manifest.capabilities.documents {
-            Some(grant) => Some(self.prepare_documents(manifest, grant).await?),
+            Some(grant) => Some(self.prepare_documents(manifest, grant, &quotas).await?),
             None => None,
         };
-        let blobs = manifest
-            .capabilities
-            .blobs
-            .as_ref()
-            .map(|grant| blobs_state(&self.config.blobs, grant));
+        let blobs = manifest.capabilities.blobs.as_ref().map(|_| {
+            const MIB: u64 = 1024 * 1024;
+            capabilities::blobs::BlobsState {
+                quota_bytes: quotas.blobs_mib.saturating_mul(MIB),
+                max_blob_bytes: quotas.max_blob_mib.saturating_mul(MIB),
+            }
+        });
+        let health = Health::new(
+            manifest.id.as_str(),
+            policy.quarantine().clone(),
+            self.services.metrics.clone(),
+            self.services.supervisor.clone(),
+        )
+        .with_audit(self.services.identity.clone());
         let ctx = Arc::new(PluginContext {
             id: manifest.id.clone(),
             manifest: manifest.clone(),
             limits,
+            quotas,
             services: self.services.clone(),
             metrics: self.services.metrics.plugin(manifest.id.as_str()),
+            health,
             caps: PluginCapabilities {
-                log: capabilities::log::LogLimiter::new(site.log_lines_per_sec),
+                log: capabilities::log::log_limiter(limits.log_lines_per_minute),
+                events: capabilities::rate::PerMinute::new(
+                    limits.events_per_minute,
+                    limits.events_per_minute,
+                ),
                 settings,
                 http,
                 documents,
@@ -596,7 +687,15 @@ impl PluginManager {
     fn publish(&self, slots: BTreeMap<String, Arc<Slot>>) {
         let subscriptions = slots
             .values()
-            .filter(|s| s.state == PluginState::Enabled && !s.manifest.subscriptions.is_empty())
+            // A quarantined plugin, or one the policy refuses for now, keeps its subscriptions:
+            // its deliveries wait for it.
+            .filter(|s| {
+                matches!(
+                    s.state,
+                    PluginState::Enabled | PluginState::Quarantined(_) | PluginState::Refused(_)
+                )
+                    && !s.manifest.subscriptions.is_empty()
+            })
             .map(|s| {
                 (
                     s.manifest.id.to_string(),
@@ -638,30 +737,12 @@ impl Subscribers for PluginManager {
         let Some(slot) = self.get(subscriber) else {
             return DeliveryOutcome::Gone;
         };
+        if let PluginState::Quarantined(_) | PluginState::Refused(_) = slot.state {
+            return DeliveryOutcome::Parked;
+        }
         match slot.runnable() {
             Some(plugin) => plugin.handle_event(event).await,
             None => DeliveryOutcome::NotNow,
         }
-    }
-}
-
-/// The plugin's blob quota and largest blob: what the manifest asks for, or the site's default,
-/// within the site's ceilings.
-fn blobs_state(
-    site: &crate::config::BlobsConfig,
-    grant: &ucms_manifest::BlobsGrant,
-) -> capabilities::blobs::BlobsState {
-    const MIB: u64 = 1024 * 1024;
-    capabilities::blobs::BlobsState {
-        quota_bytes: grant
-            .max_mib
-            .unwrap_or(site.default_max_mib)
-            .min(site.ceiling_max_mib)
-            .saturating_mul(MIB),
-        max_blob_bytes: grant
-            .max_blob_mib
-            .unwrap_or(site.default_max_blob_mib)
-            .min(site.ceiling_max_blob_mib)
-            .saturating_mul(MIB),
     }
 }

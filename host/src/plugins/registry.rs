@@ -171,6 +171,17 @@ pub async fn plan(
         })
         .collect();
     check_against_lock(&lockfile, &changes)?;
+    // What the listing shows is judged now, before any download; the package itself is judged
+    // again once verified and unpacked.
+    let policy = manager.policy().current();
+    for change in &changes {
+        policy.check_listing(
+            &change.id,
+            &change.entry.version,
+            &change.entry.publisher,
+            &change.entry.signature.key_id.to_string(),
+        )?;
+    }
     Ok(Plan {
         registry: client.base_url().to_string(),
         changes,
@@ -316,13 +327,18 @@ pub async fn apply(
                     entry.id, entry.version, contents.manifest.id, contents.manifest.version
                 )));
             }
-            Ok(PluginSource::from_contents(
+            let mut source = PluginSource::from_contents(
                 contents,
                 Origin::Registry {
                     url: plan.registry.clone(),
                     digest: entry.digest.clone(),
                 },
-            ))
+            );
+            source.signer = Some(crate::policy::Signer {
+                publisher: key.publisher.clone(),
+                key_id: key.key_id.to_string(),
+            });
+            Ok(source)
         }
         .await;
         let source = match fetched {

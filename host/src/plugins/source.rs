@@ -10,6 +10,7 @@ use ucms_package::signature::PackageSignature;
 use ucms_package::trust::TrustStore;
 
 use super::PluginError;
+use crate::policy::Signer;
 
 /// The component's file name beside the manifest (as in a package).
 pub use ucms_package::archive::COMPONENT_FILE;
@@ -53,6 +54,8 @@ pub struct PluginSource {
     /// Files under `assets/` (admin pages, static files), by path below it.
     pub assets: BTreeMap<String, Vec<u8>>,
     pub origin: Origin,
+    /// Who signed it, as verified against the site's trust; none when unsigned.
+    pub signer: Option<Signer>,
 }
 
 impl PluginSource {
@@ -69,6 +72,7 @@ impl PluginSource {
             wasm,
             assets: BTreeMap::new(),
             origin: Origin::Local(origin.into()),
+            signer: None,
         })
     }
 
@@ -80,12 +84,14 @@ impl PluginSource {
             wasm: contents.wasm,
             assets: contents.assets,
             origin,
+            signer: None,
         }
     }
 
     /// Reads a plugin folder, a manifest file with `plugin.wasm` beside it, or a `.ucpkg`
     /// package file. A package's signature (`FILE.ucpkg.sig` beside it) is checked against
-    /// `trust` when present; an unsigned one is accepted only when `allow_unsigned`.
+    /// `trust` when present; an unsigned one is accepted only when `allow_unsigned` (the
+    /// policy's `[policy.packages] allow-unsigned`).
     pub fn from_path(
         path: &Path,
         trust: &TrustStore,
@@ -109,7 +115,7 @@ impl PluginSource {
         };
         if !allow_unsigned {
             return Err(source_err(
-                "installing unsigned plugins from folders is disabled on this site ([trust] allow-unsigned-local = false)".into(),
+                "installing unsigned plugins from folders is refused by this site's policy ([policy.packages] allow-unsigned = false)".into(),
                 "install a signed .ucpkg package, or install from a registry",
             ));
         }
@@ -150,6 +156,7 @@ impl PluginSource {
             wasm,
             assets: BTreeMap::new(),
             origin: Origin::Local(path.display().to_string()),
+            signer: None,
         })
     }
 
@@ -191,17 +198,22 @@ impl PluginSource {
                 "the package is damaged or hostile; get it again from its publisher",
             )
         })?;
+        let mut signer = None;
         match &signature {
             Some(signature) => {
-                trust.verify_package(
+                let key = trust.verify_package(
                     &bytes,
                     Some(signature),
                     &contents.manifest.publisher,
                     ucms_package::unix_now(),
                 )?;
+                signer = Some(Signer {
+                    publisher: key.publisher,
+                    key_id: key.key_id.to_string(),
+                });
             }
             None if allow_unsigned => {
-                tracing::warn!(package = %path.display(), "installing an unsigned package (allowed by [trust] allow-unsigned-local)");
+                tracing::warn!(package = %path.display(), "installing an unsigned package (allowed by [policy.packages] allow-unsigned)");
             }
             None => {
                 trust.verify_package(
@@ -212,9 +224,8 @@ impl PluginSource {
                 )?;
             }
         }
-        Ok(Self::from_contents(
-            contents,
-            Origin::Local(path.display().to_string()),
-        ))
+        let mut source = Self::from_contents(contents, Origin::Local(path.display().to_string()));
+        source.signer = signer;
+        Ok(source)
     }
 }

@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use ucms_manifest::{Manifest, PluginId};
 
-use super::limits::Limits;
+use super::health::Health;
+use super::limits::{Limits, Quotas};
 use crate::capabilities::PluginCapabilities;
 use crate::metrics::PluginMetrics;
 use crate::services::Services;
@@ -14,8 +15,11 @@ pub struct PluginContext {
     pub id: PluginId,
     pub manifest: Manifest,
     pub limits: Limits,
+    pub quotas: Quotas,
     pub services: Arc<Services>,
     pub caps: PluginCapabilities,
     /// This plugin's metric series, resolved once.
     pub metrics: PluginMetrics,
+    /// Its failures and breaches, and quarantine when they pile up.
+    pub health: Health,
 }

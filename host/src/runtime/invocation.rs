@@ -19,7 +19,8 @@ use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::PluginContext;
-use super::limits::{DeadlineExceeded, MemoryLimitExceeded, StoreLimiter};
+use super::cpu::CpuMeter;
+use super::limits::{CpuBudgetExceeded, DeadlineExceeded, MemoryLimitExceeded, StoreLimiter};
 use super::output::CapturedOutput;
 use crate::capabilities::auth::{AuthCtx, AuthView};
 use crate::capabilities::blobs::{BlobsCtx, BlobsView};
@@ -74,6 +75,8 @@ pub struct InvocationState {
     pub(crate) request_id: String,
     /// Outbound HTTP requests made so far.
     pub(crate) outbound_requests: u32,
+    /// Outbound HTTP body bytes sent and received so far.
+    pub(crate) outbound_bytes: u64,
     pub(crate) deadline: Instant,
     /// Set for `install` and `upgrade` hooks: their kv writes and events wait for the switch.
     pub(crate) staging: Option<Staging>,
@@ -119,6 +122,7 @@ impl LogView for InvocationState {
             request_id: &self.request_id,
             limiter: &plugin.caps.log,
             metrics: &plugin.services.metrics,
+            health: &plugin.health,
         }
     }
 }
@@ -143,6 +147,8 @@ fn events_ctx<'a>(plugin: &'a PluginContext, staging: Option<&'a Staging>) -> Ev
         metrics: &plugin.services.metrics,
         max_payload: plugin.services.limits.event_max_payload,
         staged: staging.map(|s| &*s.events),
+        rate: &plugin.caps.events,
+        health: &plugin.health,
     }
 }
 
@@ -197,6 +203,7 @@ impl AuthView for InvocationState {
         AuthCtx {
             plugin: &self.plugin.manifest,
             principal: &self.principal,
+            health: &self.plugin.health,
         }
     }
 }
@@ -214,6 +221,9 @@ impl HttpClientView for InvocationState {
             metrics: &plugin.services.metrics,
             calls_made: &mut self.outbound_requests,
             max_calls: plugin.limits.max_outbound_requests,
+            bytes_moved: &mut self.outbound_bytes,
+            max_bytes: plugin.limits.max_outbound_bytes(),
+            health: &plugin.health,
             deadline: self.deadline,
         }
     }
@@ -231,6 +241,7 @@ impl HooksView for InvocationState {
                 .as_ref()
                 .expect("hooks is linked only for plugins granted it"),
             depth: self.hook_depth,
+            health: &self.plugin.health,
         }
     }
 }
@@ -257,6 +268,8 @@ pub enum InvocationError {
     SiteBusy { plugin: String },
     #[error("plugin '{plugin}' did not finish within its {} ms deadline (limits.timeout-ms)", .timeout.as_millis())]
     Timeout { plugin: String, timeout: Duration },
+    #[error("plugin '{plugin}' used up its CPU budget of {} ms for one call (limits.cpu-ms)", .budget.as_millis())]
+    CpuLimit { plugin: String, budget: Duration },
     #[error("plugin '{plugin}' exceeded its memory limit of {} MiB (limits.memory-mib)", .limit / (1024 * 1024))]
     MemoryLimit { plugin: String, limit: usize },
     #[error("plugin '{plugin}' overflowed its stack (runaway recursion)")]
@@ -290,6 +303,7 @@ impl InvocationError {
             Self::Busy { .. } => "plugin_busy",
             Self::SiteBusy { .. } => "site_busy",
             Self::Timeout { .. } => "plugin_timeout",
+            Self::CpuLimit { .. } => "plugin_cpu_limit",
             Self::MemoryLimit { .. } => "plugin_memory_limit",
             Self::StackOverflow { .. } => "plugin_stack_overflow",
             Self::Panicked { .. } => "plugin_panicked",
@@ -304,12 +318,22 @@ impl InvocationError {
     pub fn trap_cause(&self) -> Option<&'static str> {
         match self {
             Self::Timeout { .. } => Some("timeout"),
+            Self::CpuLimit { .. } => Some("cpu"),
             Self::MemoryLimit { .. } => Some("memory"),
             Self::StackOverflow { .. } => Some("stack_overflow"),
             Self::Panicked { .. } => Some("panic"),
             Self::Trapped { .. } => Some("trap"),
             _ => None,
         }
+    }
+
+    /// Whether this failure counts against the plugin's health (toward quarantine): its own
+    /// misbehaviour, not the site being busy or the host failing.
+    pub fn counts_against_plugin(&self) -> bool {
+        !matches!(
+            self,
+            Self::Busy { .. } | Self::SiteBusy { .. } | Self::Internal { .. }
+        )
     }
 }
 
@@ -403,6 +427,7 @@ impl Invoker {
             principal,
             request_id: request_id.to_string(),
             outbound_requests: 0,
+            outbound_bytes: 0,
             deadline,
             staging: None,
             open_blob_handles: 0,
@@ -415,10 +440,20 @@ impl Invoker {
         };
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| &mut state.limiter);
+        // The CPU budget: the plugin's per-call budget, never past the wall-clock deadline;
+        // install and upgrade hooks (which may migrate data) get their whole deadline.
+        let cpu_budget = match kind {
+            Kind::Lifecycle => timeout,
+            _ => self.ctx.limits.cpu_budget().min(timeout),
+        };
+        let cpu = Arc::new(CpuMeter::default());
+        let meter = cpu.clone();
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
             if Instant::now() >= deadline {
                 Err(DeadlineExceeded(timeout).into())
+            } else if meter.used() > cpu_budget {
+                Err(CpuBudgetExceeded(cpu_budget).into())
             } else {
                 // Let other tasks run between ticks; a busy guest can't hog a worker thread.
                 Ok(UpdateDeadline::Yield(1))
@@ -431,12 +466,26 @@ impl Invoker {
             let instance = self.pre.instantiate_async(&mut store).await?;
             call(&mut store, &instance).await
         };
-        let result =
-            match tokio::time::timeout_at((deadline + Duration::from_millis(50)).into(), run).await
-            {
-                Ok(result) => result,
-                Err(_) => Err(DeadlineExceeded(timeout).into()),
-            };
+        let span = tracing::info_span!(
+            "plugin.invoke",
+            otel.name = %format_args!("plugin.invoke {plugin_id}"),
+            plugin = plugin_id,
+            kind = kind.as_str(),
+            request_id,
+            code = tracing::field::Empty,
+            cpu_us = tracing::field::Empty,
+            memory_peak = tracing::field::Empty,
+        );
+        let result = match tokio::time::timeout_at(
+            (deadline + Duration::from_millis(50)).into(),
+            tracing::Instrument::instrument(cpu.measure(run), span.clone()),
+        )
+        .await
+        {
+            Ok(result) => result,
+            Err(_) => Err(DeadlineExceeded(timeout).into()),
+        };
+        let cpu_used = cpu.used();
 
         let elapsed = started.elapsed();
         let state = store.into_data();
@@ -483,11 +532,25 @@ impl Invoker {
                 );
             }
         }
+        span.record("cpu_us", cpu_used.as_micros() as u64);
+        span.record("memory_peak", state.limiter.peak_memory() as u64);
+        span.record(
+            "code",
+            outcome.as_ref().err().map_or("ok", InvocationError::code),
+        );
         metrics.finished(
             kind.as_str(),
             elapsed,
+            cpu_used,
             state.limiter.peak_memory(),
             outcome.as_ref().err().map(InvocationError::code),
+        );
+        self.ctx.health.invocation(
+            outcome
+                .as_ref()
+                .err()
+                .filter(|e| e.counts_against_plugin())
+                .map(InvocationError::code),
         );
         outcome
     }
@@ -503,6 +566,12 @@ impl Invoker {
             }
             if cause.downcast_ref::<DeadlineExceeded>().is_some() {
                 return InvocationError::Timeout { plugin, timeout };
+            }
+            if let Some(CpuBudgetExceeded(budget)) = cause.downcast_ref::<CpuBudgetExceeded>() {
+                return InvocationError::CpuLimit {
+                    plugin,
+                    budget: *budget,
+                };
             }
             if cause
                 .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()

@@ -10,6 +10,8 @@
 
 pub mod cache;
 mod context;
+pub mod cpu;
+pub mod health;
 pub mod invocation;
 pub mod limits;
 mod output;

@@ -50,6 +50,22 @@ pub async fn handle(State(site): State<Site>, request: Request) -> Result<Respon
                 ),
             ));
         }
+        (PluginState::Quarantined(reason), _) => {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "plugin_quarantined",
+                format!(
+                    "plugin '{plugin_id}' is quarantined: {reason}; an administrator can inspect it (GET /api/ucms/plugins/{plugin_id}), then enable or remove it"
+                ),
+            ));
+        }
+        (PluginState::Refused(reason), _) => {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "plugin_refused_by_policy",
+                format!("plugin '{plugin_id}' doesn't run on this site: {reason}"),
+            ));
+        }
         _ => {
             return Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -79,7 +79,9 @@ impl From<InvocationError> for ApiError {
             InvocationError::Busy { .. } | InvocationError::SiteBusy { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            InvocationError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            InvocationError::Timeout { .. } | InvocationError::CpuLimit { .. } => {
+                StatusCode::GATEWAY_TIMEOUT
+            }
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let message = match &error {
@@ -106,6 +108,7 @@ impl From<PluginError> for ApiError {
             PluginError::AlreadyInstalled { .. } => StatusCode::CONFLICT,
             PluginError::Storage(_) => return Self::internal(error),
             PluginError::HookFailed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            PluginError::Policy(_) => StatusCode::FORBIDDEN,
             _ => StatusCode::UNPROCESSABLE_ENTITY,
         };
         Self::new(status, error.code(), error.to_string())

@@ -26,6 +26,7 @@ pub fn routes() -> Router<Site> {
         .route("/plugins/{id}/enable", post(super::plugin_admin::enable))
         .route("/plugins/{id}/disable", post(super::plugin_admin::disable))
         .merge(super::events_api::routes())
+        .merge(super::policy_api::routes())
         .merge(super::identity_api::routes())
         .merge(super::auth_flows::routes())
         .fallback(unknown)
@@ -49,9 +50,12 @@ async fn plugin(
             format!("no plugin '{id}' is installed"),
         )
     })?;
-    Ok(Json(
-        serde_json::to_value(slot.info()).map_err(ApiError::internal)?,
-    ))
+    let mut info = serde_json::to_value(slot.info()).map_err(ApiError::internal)?;
+    // This node's record of its recent failures (what quarantine counts).
+    if let Some(loaded) = &slot.loaded {
+        info["recent_failures"] = json!(loaded.ctx().health.recent_failures());
+    }
+    Ok(Json(info))
 }
 
 async fn unknown(uri: http::Uri) -> ApiError {

@@ -10,6 +10,7 @@ mod events_api;
 mod host_api;
 mod identity_api;
 mod plugin_admin;
+mod policy_api;
 pub mod sessions;
 
 use axum::extract::{FromRequest, Request, State};
@@ -59,7 +60,7 @@ pub fn router(site: Site) -> Router {
             .into_response()
         }))
         .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(SetRequestIdLayer::x_request_id(RequestIds::new()))
         .with_state(site)
 }
@@ -158,4 +159,23 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
             )),
         }
     }
+}
+
+/// The span of one HTTP request: the root of its trace (or a child of the caller's, from its
+/// `traceparent`), with the request id `SetRequestIdLayer` gave it.
+fn request_span<B>(request: &http::Request<B>) -> tracing::Span {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let span = tracing::info_span!(
+        "http.request",
+        otel.name = %format_args!("{} {}", request.method(), request.uri().path()),
+        http.request.method = %request.method(),
+        url.path = %request.uri().path(),
+        request_id,
+    );
+    crate::telemetry::continue_trace(&span, request.headers());
+    span
 }

@@ -76,9 +76,11 @@ async fn a_limit_above_the_operator_ceiling_is_refused() {
     let manifest = format!("{}\n[limits]\nmemory-mib = 1024\n", HELLO.manifest());
     let err = t.install_with(HELLO, &manifest).await.unwrap_err();
     assert_eq!(err.code(), "limit_above_ceiling");
+    let message = err.to_string();
+    assert!(message.contains("asks for memory-mib = 1024"), "{message}");
     assert!(
-        err.to_string().contains("limits.memory-mib = 1024"),
-        "{err}"
+        message.contains("policy rule [policy.ceilings] memory-mib"),
+        "{message}"
     );
     t.close().await;
 }

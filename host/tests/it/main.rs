@@ -9,6 +9,7 @@ mod cluster;
 mod data;
 mod dev;
 mod docs;
+mod dns_server;
 mod egress;
 mod events;
 mod hooks;
@@ -17,6 +18,8 @@ mod install;
 mod kv;
 mod lifecycle;
 mod oidc_provider;
+mod policy;
+mod quarantine;
 mod routes;
 #[path = "../../blobs/tests/suite/s3_server.rs"]
 mod s3_server;

@@ -86,6 +86,7 @@ macro_rules! guest_try {
 }
 
 impl wit::Host for DocumentsCtx<'_> {
+    #[tracing::instrument(name = "documents.insert", target = "ucms::host_call", level = "debug", skip_all)]
     async fn insert(
         &mut self,
         collection: String,
@@ -105,6 +106,7 @@ impl wit::Host for DocumentsCtx<'_> {
         Ok(result.map(convert::document).map_err(|e| self.error(e)))
     }
 
+    #[tracing::instrument(name = "documents.get", target = "ucms::host_call", level = "debug", skip_all)]
     async fn get(&mut self, collection: String, id: String) -> DocResult<Option<Document>> {
         let result = self.store.get(self.scope(&collection), &id).await;
         Ok(result
@@ -112,6 +114,7 @@ impl wit::Host for DocumentsCtx<'_> {
             .map_err(|e| self.error(e)))
     }
 
+    #[tracing::instrument(name = "documents.get-many", target = "ucms::host_call", level = "debug", skip_all)]
     async fn get_many(
         &mut self,
         collection: String,
@@ -123,6 +126,7 @@ impl wit::Host for DocumentsCtx<'_> {
             .map_err(|e| self.error(e)))
     }
 
+    #[tracing::instrument(name = "documents.replace", target = "ucms::host_call", level = "debug", skip_all)]
     async fn replace(
         &mut self,
         collection: String,
@@ -144,6 +148,7 @@ impl wit::Host for DocumentsCtx<'_> {
         Ok(result.map(convert::document).map_err(|e| self.error(e)))
     }
 
+    #[tracing::instrument(name = "documents.patch", target = "ucms::host_call", level = "debug", skip_all)]
     async fn patch(
         &mut self,
         collection: String,
@@ -165,6 +170,7 @@ impl wit::Host for DocumentsCtx<'_> {
         Ok(result.map(convert::document).map_err(|e| self.error(e)))
     }
 
+    #[tracing::instrument(name = "documents.delete", target = "ucms::host_call", level = "debug", skip_all)]
     async fn delete(
         &mut self,
         collection: String,
@@ -178,6 +184,7 @@ impl wit::Host for DocumentsCtx<'_> {
         Ok(result.map_err(|e| self.error(e)))
     }
 
+    #[tracing::instrument(name = "documents.count", target = "ucms::host_call", level = "debug", skip_all)]
     async fn count(&mut self, collection: String, filter: Option<Filter>) -> DocResult<u64> {
         let filter = match filter {
             Some(f) => Some(guest_try!(convert::filter(f))),
@@ -192,6 +199,7 @@ impl wit::Host for DocumentsCtx<'_> {
         Ok(result.map_err(|e| self.error(e)))
     }
 
+    #[tracing::instrument(name = "documents.query", target = "ucms::host_call", level = "debug", skip_all)]
     async fn query(&mut self, collection: String, query: QuerySpec) -> DocResult<Page> {
         let query = guest_try!(convert::query(query));
         let started = Instant::now();
@@ -204,6 +212,7 @@ impl wit::Host for DocumentsCtx<'_> {
         Ok(result.map(convert::page).map_err(|e| self.error(e)))
     }
 
+    #[tracing::instrument(name = "documents.search", target = "ucms::host_call", level = "debug", skip_all)]
     async fn search(&mut self, collection: String, query: SearchQuery) -> DocResult<SearchPage> {
         let search = guest_try!(convert::search(query));
         let started = Instant::now();
@@ -212,6 +221,7 @@ impl wit::Host for DocumentsCtx<'_> {
         Ok(result.map(convert::search_page).map_err(|e| self.error(e)))
     }
 
+    #[tracing::instrument(name = "documents.batch", target = "ucms::host_call", level = "debug", skip_all)]
     async fn batch(
         &mut self,
         writes: Vec<Write>,
@@ -245,6 +255,7 @@ impl wit::Host for DocumentsCtx<'_> {
         }
     }
 
+    #[tracing::instrument(name = "documents.ensure-index", target = "ucms::host_call", level = "debug", skip_all)]
     async fn ensure_index(&mut self, collection: String, index: Index) -> DocResult<()> {
         let spec = guest_try!(convert::index(index));
         let result = self
@@ -254,11 +265,13 @@ impl wit::Host for DocumentsCtx<'_> {
         Ok(result.map_err(|e| self.error(e)))
     }
 
+    #[tracing::instrument(name = "documents.drop-index", target = "ucms::host_call", level = "debug", skip_all)]
     async fn drop_index(&mut self, collection: String, name: String) -> DocResult<bool> {
         let result = self.store.drop_index(self.scope(&collection), &name).await;
         Ok(result.map_err(|e| self.error(e)))
     }
 
+    #[tracing::instrument(name = "documents.list-indexes", target = "ucms::host_call", level = "debug", skip_all)]
     async fn list_indexes(&mut self, collection: String) -> DocResult<Vec<Index>> {
         let result = self.store.list_indexes(self.scope(&collection)).await;
         Ok(result
@@ -266,6 +279,7 @@ impl wit::Host for DocumentsCtx<'_> {
             .map_err(|e| self.error(e)))
     }
 
+    #[tracing::instrument(name = "documents.ensure-search", target = "ucms::host_call", level = "debug", skip_all)]
     async fn ensure_search(
         &mut self,
         collection: String,

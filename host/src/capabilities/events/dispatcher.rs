@@ -36,6 +36,8 @@ pub enum DeliveryOutcome {
     Failed(String),
     /// The subscriber can't take events right now (disabled, busy); try again without counting.
     NotNow,
+    /// The subscriber is quarantined: park the delivery, uncounted, until it is released.
+    Parked,
     /// The subscriber is no longer installed; drop the delivery.
     Gone,
 }
@@ -47,6 +49,7 @@ impl DeliveryOutcome {
             Self::Delivered => "delivered",
             Self::Failed(_) => "failed",
             Self::NotNow => "postponed",
+            Self::Parked => "parked",
             Self::Gone => "dropped",
         }
     }
@@ -204,6 +207,12 @@ impl Dispatcher {
             }
             DeliveryOutcome::NotNow => {
                 let until = now_ms() + self.config.poll_interval_ms.max(1000) as i64;
+                self.bus.outbox.postpone(&delivery, until).await
+            }
+            DeliveryOutcome::Parked => {
+                // Released plugins get theirs back at once (`EventBus::resume`); the hour is
+                // only a fallback should that wake-up be missed.
+                let until = now_ms() + 3_600_000;
                 self.bus.outbox.postpone(&delivery, until).await
             }
             DeliveryOutcome::Failed(error) => {

@@ -19,7 +19,9 @@ pub use dispatcher::{DeliveryOutcome, Dispatcher, EventDelivery, Subscribers};
 pub use outbox::{DeadLetter, DeadLetterQuery, NewEvent, OutboxBackend, Selection};
 pub(crate) use outbox::{INSERT_DELIVERY, INSERT_EVENT};
 
+use super::rate::{Admission, PerMinute};
 use crate::metrics::Metrics;
+use crate::runtime::health::Health;
 use crate::wit::latest::ucms::host::events::{self as wit, PublishError};
 
 /// Longest ordering key, in bytes.
@@ -79,6 +81,18 @@ impl EventBus {
         }
     }
 
+    /// Delivers `subscriber`'s parked deliveries now (it was released from quarantine).
+    pub async fn resume(&self, subscriber: &str) {
+        match self.outbox.resume(subscriber, crate::db::now_ms()).await {
+            Ok(n) if n > 0 => {
+                tracing::info!(plugin = subscriber, deliveries = n, "parked event deliveries resumed");
+                self.published();
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(plugin = subscriber, error = %e, "cannot resume parked deliveries"),
+        }
+    }
+
     /// Installs the hook that wakes other nodes (once; later calls are ignored).
     pub fn set_remote_wake(&self, wake: RemoteWake) {
         let _ = self.remote_wake.set(wake);
@@ -94,6 +108,9 @@ pub struct EventsCtx<'a> {
     pub max_payload: usize,
     /// Set for `install` and `upgrade` hooks: what they publish waits for the switch.
     pub staged: Option<&'a StagedEvents>,
+    /// `limits.events-per-minute`.
+    pub rate: &'a PerMinute,
+    pub health: &'a Health,
 }
 
 /// Most events one install or upgrade hook may publish.
@@ -161,9 +178,11 @@ impl EventsCtx<'_> {
             )));
         }
         if !self.grant.is_some_and(|g| g.may_publish(&topic)) {
-            return Err(PublishError::NotPermitted(format!(
+            let message = format!(
                 "the manifest does not grant publishing to '{topic}'; add it to [capabilities.events] publish"
-            )));
+            );
+            self.health.refused("events", &message);
+            return Err(PublishError::NotPermitted(message));
         }
         if key.as_ref().is_some_and(|k| k.len() > MAX_KEY_BYTES) {
             return Err(PublishError::Invalid(format!(
@@ -176,6 +195,18 @@ impl EventsCtx<'_> {
                 payload.len(),
                 self.max_payload
             )));
+        }
+        if let Admission::Refused { first } = self.rate.admit() {
+            let message = format!(
+                "the plugin publishes more than its {} events per minute (limits.events-per-minute); try again later",
+                self.rate.rate()
+            );
+            // One log line and breach per run of refusals, not one per refused event.
+            if first {
+                self.health
+                    .breach("events-per-minute", "event_rate_exceeded", &message);
+            }
+            return Err(PublishError::Unavailable(message));
         }
         Ok(NewEvent {
             id: uuid::Uuid::now_v7().to_string(),
@@ -213,6 +244,7 @@ impl EventsCtx<'_> {
 }
 
 impl wit::Host for EventsCtx<'_> {
+    #[tracing::instrument(name = "events.publish", target = "ucms::host_call", level = "debug", skip_all)]
     async fn publish(
         &mut self,
         topic: String,

@@ -162,6 +162,9 @@ pub trait OutboxBackend: Send + Sync + 'static {
     /// Puts a claimed delivery back without counting the attempt (its subscriber can't take it
     /// now). `false` when the delivery is no longer held by this claim.
     async fn postpone(&self, delivery: &Delivery, until: i64) -> Result<bool, StoreError>;
+    /// Makes `subscriber`'s pending deliveries due at `now` (they were parked while it was
+    /// quarantined); returns how many.
+    async fn resume(&self, subscriber: &str, now: i64) -> Result<u64, StoreError>;
     /// Dead letters, newest event first.
     async fn list_dead(&self, query: &DeadLetterQuery) -> Result<Vec<DeadLetter>, StoreError>;
     /// Makes the selected dead letters pending again, due at `now`, with no attempts counted;
@@ -428,6 +431,20 @@ impl OutboxBackend for SqlOutbox {
             .map(|r| r.rows_affected())
         })?;
         Ok(changed > 0)
+    }
+
+    async fn resume(&self, subscriber: &str, now: i64) -> Result<u64, StoreError> {
+        Ok(on_db!(&self.db, write, |pool| {
+            sqlx::query(
+                "UPDATE deliveries SET next_attempt_at = $1 \
+                 WHERE subscriber = $2 AND state = 'pending' AND next_attempt_at > $1 AND claimed_by IS NULL",
+            )
+            .bind(now)
+            .bind(subscriber)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })?)
     }
 
     async fn list_dead(&self, query: &DeadLetterQuery) -> Result<Vec<DeadLetter>, StoreError> {

@@ -7,7 +7,9 @@
 //! address and a DNS answer that changes between check and connect (rebinding) can't slip through.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 
+use ipnet::IpNet;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 /// The connection was refused by policy.
@@ -54,26 +56,135 @@ fn is_internal_v4(ip: Ipv4Addr) -> bool {
         || o[0] >= 240 // reserved
 }
 
+/// Which addresses a plugin may connect to: anything but the internal ranges, plus the internal
+/// networks the policy lists for it (`[policy.overrides.<id>] internal-networks`).
+#[derive(Debug, Clone, Default)]
+pub struct AddressRules {
+    allowed_internal: Arc<[IpNet]>,
+}
+
+impl AddressRules {
+    pub fn new(allowed_internal: &[IpNet]) -> Self {
+        Self {
+            allowed_internal: allowed_internal.into(),
+        }
+    }
+
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        !is_internal(ip) || self.allowed_internal.iter().any(|net| net.contains(&ip))
+    }
+
+    pub fn check(&self, ip: IpAddr) -> Result<(), EgressDenied> {
+        if self.allows(ip) {
+            Ok(())
+        } else {
+            Err(EgressDenied(format!(
+                "{ip} is an internal address, not reachable from plugins{}",
+                if self.allowed_internal.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " (this plugin may reach {} only)",
+                        self.allowed_internal
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                }
+            )))
+        }
+    }
+}
+
+/// How names are looked up: the system's resolver, or the DNS servers `[egress] nameservers`
+/// names (queried directly, without `/etc/hosts`).
+#[derive(Clone, Default)]
+pub enum Lookup {
+    #[default]
+    System,
+    Nameservers(Arc<hickory_resolver::TokioResolver>),
+}
+
+impl std::fmt::Debug for Lookup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::System => f.write_str("System"),
+            Self::Nameservers(_) => f.write_str("Nameservers"),
+        }
+    }
+}
+
+impl Lookup {
+    /// A resolver querying `servers` (UDP, then TCP on truncation), without a cache, so every
+    /// request is checked against a fresh answer.
+    pub fn nameservers(servers: &[SocketAddr]) -> anyhow::Result<Self> {
+        use hickory_resolver::config::{
+            ConnectionConfig, LookupIpStrategy, NameServerConfig, ResolveHosts, ResolverConfig,
+        };
+        let name_servers = servers
+            .iter()
+            .map(|addr| {
+                let mut udp = ConnectionConfig::udp();
+                udp.port = addr.port();
+                let mut tcp = ConnectionConfig::tcp();
+                tcp.port = addr.port();
+                NameServerConfig::new(addr.ip(), true, vec![udp, tcp])
+            })
+            .collect();
+        let mut builder = hickory_resolver::Resolver::builder_with_config(
+            ResolverConfig::from_name_servers(name_servers),
+            hickory_resolver::net::runtime::TokioRuntimeProvider::default(),
+        );
+        let options = builder.options_mut();
+        options.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
+        options.use_hosts_file = ResolveHosts::Never;
+        options.cache_size = 0;
+        options.timeout = std::time::Duration::from_secs(3);
+        options.attempts = 2;
+        Ok(Self::Nameservers(Arc::new(builder.build()?)))
+    }
+
+    async fn resolve(&self, host: &str) -> Result<Vec<IpAddr>, Box<dyn std::error::Error + Send + Sync>> {
+        match self {
+            Self::System => Ok(tokio::net::lookup_host((host, 0))
+                .await?
+                .map(|a| a.ip())
+                .collect()),
+            Self::Nameservers(resolver) => {
+                let fqdn = format!("{}.", host.trim_end_matches('.'));
+                Ok(resolver.lookup_ip(fqdn.as_str()).await?.iter().collect())
+            }
+        }
+    }
+}
+
 /// A DNS resolver that returns only addresses a plugin may connect to.
 #[derive(Debug, Clone)]
 pub struct CheckedResolver {
-    pub allow_internal: bool,
+    pub addresses: AddressRules,
+    pub lookup: Lookup,
 }
 
 impl Resolve for CheckedResolver {
     fn resolve(&self, name: Name) -> Resolving {
-        let allow_internal = self.allow_internal;
+        let rules = self.addresses.clone();
+        let lookup = self.lookup.clone();
         Box::pin(async move {
             let host = name.as_str().to_string();
-            let resolved: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let resolved = lookup.resolve(&host).await?;
             let allowed: Vec<SocketAddr> = resolved
                 .iter()
                 .copied()
-                .filter(|a| allow_internal || !is_internal(a.ip()))
+                .filter(|ip| rules.allows(*ip))
+                .map(|ip| SocketAddr::new(ip, 0))
                 .collect();
             if allowed.is_empty() {
-                let shown: Vec<String> = resolved.iter().map(|a| a.ip().to_string()).collect();
+                let shown: Vec<String> = resolved.iter().map(ToString::to_string).collect();
                 return Err(Box::new(EgressDenied(format!(
                     "{host} resolves to {} — internal addresses are not reachable from plugins",
                     if shown.is_empty() {
@@ -127,5 +238,18 @@ mod tests {
         ] {
             assert!(!is_internal(public.parse().unwrap()), "{public} is public");
         }
+    }
+
+    #[test]
+    fn the_policy_can_open_named_internal_networks() {
+        let rules = AddressRules::new(&["127.0.0.1/32".parse().unwrap()]);
+        assert!(rules.allows("127.0.0.1".parse().unwrap()));
+        assert!(rules.allows("::ffff:127.0.0.1".parse().unwrap()));
+        assert!(!rules.allows("127.0.0.2".parse().unwrap()));
+        assert!(!rules.allows("169.254.169.254".parse().unwrap()));
+        assert!(rules.allows("1.1.1.1".parse().unwrap()));
+        let err = rules.check("10.0.0.1".parse().unwrap()).unwrap_err();
+        assert!(err.0.contains("may reach 127.0.0.1/32 only"), "{err}");
+        assert!(!AddressRules::default().allows("127.0.0.1".parse().unwrap()));
     }
 }

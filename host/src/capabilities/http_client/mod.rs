@@ -9,11 +9,13 @@ pub mod egress;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ipnet::IpNet;
 use ucms_manifest::HttpClientGrant;
 use wasmtime::component::{HasData, Linker};
 
-use self::egress::{CheckedResolver, EgressDenied, is_internal};
+use self::egress::{AddressRules, CheckedResolver, EgressDenied, Lookup};
 use crate::metrics::Metrics;
+use crate::runtime::health::Health;
 use crate::wit::latest::ucms::host::http_client::{self as wit, HttpError, Request, Response};
 
 const MAX_REDIRECTS: usize = 5;
@@ -23,30 +25,39 @@ const MAX_REDIRECTS: usize = 5;
 pub struct HttpClientState {
     client: reqwest::Client,
     grant: Arc<HttpClientGrant>,
-    allow_internal: bool,
+    addresses: AddressRules,
     timeout: Duration,
     max_response: usize,
 }
 
 impl HttpClientState {
+    /// A client for `plugin`: destinations within `grant`, addresses outside the internal
+    /// ranges unless in `internal_networks` (the policy's override for this plugin), names
+    /// resolved by `lookup`.
     pub fn new(
         plugin: &str,
         grant: &HttpClientGrant,
-        allow_internal: bool,
+        internal_networks: &[IpNet],
+        lookup: Lookup,
         timeout: Duration,
         max_response: usize,
     ) -> anyhow::Result<Self> {
         crate::install_crypto_provider();
         let grant = Arc::new(grant.clone());
+        let addresses = AddressRules::new(internal_networks);
         let policy_grant = grant.clone();
+        let redirect_rules = addresses.clone();
         let client = reqwest::Client::builder()
-            .dns_resolver(Arc::new(CheckedResolver { allow_internal }))
+            .dns_resolver(Arc::new(CheckedResolver {
+                addresses: addresses.clone(),
+                lookup,
+            }))
             .redirect(reqwest::redirect::Policy::custom(move |attempt| {
                 if attempt.previous().len() >= MAX_REDIRECTS {
                     return attempt
                         .error(EgressDenied(format!("more than {MAX_REDIRECTS} redirects")));
                 }
-                match check_url(&policy_grant, attempt.url(), allow_internal) {
+                match check_url(&policy_grant, attempt.url(), &redirect_rules) {
                     Ok(()) => attempt.follow(),
                     Err(denied) => attempt.error(denied),
                 }
@@ -61,7 +72,7 @@ impl HttpClientState {
         Ok(Self {
             client,
             grant,
-            allow_internal,
+            addresses,
             timeout,
             max_response,
         })
@@ -73,7 +84,7 @@ impl HttpClientState {
 fn check_url(
     grant: &HttpClientGrant,
     url: &url::Url,
-    allow_internal: bool,
+    addresses: &AddressRules,
 ) -> Result<(), EgressDenied> {
     if !matches!(url.scheme(), "http" | "https") {
         return Err(EgressDenied(format!(
@@ -95,13 +106,8 @@ fn check_url(
             granted.join(", ")
         )));
     }
-    if let Some(ip) = ip
-        && !allow_internal
-        && is_internal(ip)
-    {
-        return Err(EgressDenied(format!(
-            "{ip} is an internal address, not reachable from plugins"
-        )));
+    if let Some(ip) = ip {
+        addresses.check(ip)?;
     }
     Ok(())
 }
@@ -112,6 +118,10 @@ pub struct HttpCtx<'a> {
     pub metrics: &'a Metrics,
     pub calls_made: &'a mut u32,
     pub max_calls: u32,
+    /// Request and response body bytes moved so far in this invocation.
+    pub bytes_moved: &'a mut u64,
+    pub max_bytes: u64,
+    pub health: &'a Health,
     pub deadline: Instant,
 }
 
@@ -132,18 +142,37 @@ pub fn add_to_linker<T: HttpClientView + 'static>(linker: &mut Linker<T>) -> was
 }
 
 impl HttpCtx<'_> {
+    /// Counts body bytes against the invocation's `max-outbound-kib`.
+    fn count_bytes(&mut self, bytes: u64) -> Result<(), HttpError> {
+        if *self.bytes_moved + bytes > self.max_bytes {
+            let message = format!(
+                "this invocation's outbound requests would move more than {} KiB of bodies (limits.max-outbound-kib)",
+                self.max_bytes / 1024
+            );
+            self.health
+                .breach("max-outbound-kib", "egress_bytes_exceeded", &message);
+            return Err(HttpError::LimitExceeded(message));
+        }
+        *self.bytes_moved += bytes;
+        Ok(())
+    }
+
     async fn send_checked(&mut self, request: Request) -> Result<Response, HttpError> {
         if *self.calls_made >= self.max_calls {
-            return Err(HttpError::LimitExceeded(format!(
+            let message = format!(
                 "this invocation already made its {} outbound requests (limits.max-outbound-requests)",
                 self.max_calls
-            )));
+            );
+            self.health
+                .breach("max-outbound-requests", "egress_limit_exceeded", &message);
+            return Err(HttpError::LimitExceeded(message));
         }
         *self.calls_made += 1;
+        self.count_bytes(request.body.len() as u64)?;
         let url = url::Url::parse(&request.url).map_err(|e| {
             HttpError::InvalidRequest(format!("'{}' is not a URL: {e}", request.url))
         })?;
-        check_url(&self.state.grant, &url, self.state.allow_internal)
+        check_url(&self.state.grant, &url, &self.state.addresses)
             .map_err(|d| HttpError::Denied(d.0))?;
         let method = reqwest::Method::from_bytes(request.method.as_bytes()).map_err(|_| {
             HttpError::InvalidRequest(format!("'{}' is not an HTTP method", request.method))
@@ -202,6 +231,7 @@ impl HttpCtx<'_> {
             if body.len() + chunk.len() > cap {
                 return Err(HttpError::ResponseTooLarge(cap as u64));
             }
+            self.count_bytes(chunk.len() as u64)?;
             body.extend_from_slice(&chunk);
         }
         Ok(Response {
@@ -234,6 +264,7 @@ fn classify(error: reqwest::Error) -> HttpError {
 }
 
 impl wit::Host for HttpCtx<'_> {
+    #[tracing::instrument(name = "http-client.send", target = "ucms::host_call", level = "debug", skip_all)]
     async fn send(&mut self, request: Request) -> wasmtime::Result<Result<Response, HttpError>> {
         let started = Instant::now();
         let target = request.url.clone();
@@ -248,7 +279,10 @@ impl wit::Host for HttpCtx<'_> {
         };
         self.metrics.outbound_request(self.plugin, outcome);
         if let Err(HttpError::Denied(reason)) = &result {
-            tracing::warn!(plugin = self.plugin, url = %redact_url(&target), reason = %reason, "outbound request refused");
+            self.health.refused(
+                "http-client",
+                &format!("outbound request to {} refused: {reason}", redact_url(&target)),
+            );
         } else {
             tracing::debug!(plugin = self.plugin, url = %redact_url(&target), outcome, elapsed_ms = started.elapsed().as_millis() as u64, "outbound request");
         }

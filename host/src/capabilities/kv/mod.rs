@@ -88,6 +88,7 @@ impl KvCtx<'_> {
 type KvResult<T> = wasmtime::Result<Result<T, KvError>>;
 
 impl wit::Host for KvCtx<'_> {
+    #[tracing::instrument(name = "kv.get", target = "ucms::host_call", level = "debug", skip_all)]
     async fn get(&mut self, key: String) -> KvResult<Option<Vec<u8>>> {
         if let Err(e) = self.check_key(&key) {
             return Ok(Err(e));
@@ -99,6 +100,7 @@ impl wit::Host for KvCtx<'_> {
             .map_err(|e| self.unavailable(e)))
     }
 
+    #[tracing::instrument(name = "kv.set", target = "ucms::host_call", level = "debug", skip_all)]
     async fn set(&mut self, key: String, value: Vec<u8>) -> KvResult<()> {
         if let Err(e) = self.check_key(&key).and_then(|()| self.check_value(&value)) {
             return Ok(Err(e));
@@ -110,6 +112,7 @@ impl wit::Host for KvCtx<'_> {
             .map_err(|e| self.unavailable(e)))
     }
 
+    #[tracing::instrument(name = "kv.delete", target = "ucms::host_call", level = "debug", skip_all)]
     async fn delete(&mut self, key: String) -> KvResult<bool> {
         if let Err(e) = self.check_key(&key) {
             return Ok(Err(e));
@@ -121,6 +124,7 @@ impl wit::Host for KvCtx<'_> {
             .map_err(|e| self.unavailable(e)))
     }
 
+    #[tracing::instrument(name = "kv.list-keys", target = "ucms::host_call", level = "debug", skip_all)]
     async fn list_keys(
         &mut self,
         prefix: String,
@@ -155,6 +159,7 @@ impl wit::Host for KvCtx<'_> {
         Ok(Ok(KeyPage { keys, next_cursor }))
     }
 
+    #[tracing::instrument(name = "kv.increment", target = "ucms::host_call", level = "debug", skip_all)]
     async fn increment(&mut self, key: String, delta: i64) -> KvResult<i64> {
         if let Err(e) = self.check_key(&key) {
             return Ok(Err(e));
@@ -204,6 +209,7 @@ impl wit::Host for KvCtx<'_> {
         ))))
     }
 
+    #[tracing::instrument(name = "kv.compare-and-swap", target = "ucms::host_call", level = "debug", skip_all)]
     async fn compare_and_swap(
         &mut self,
         key: String,

@@ -126,11 +126,15 @@ fn print_flood(_req: Request) -> Result<Response> {
     Ok(Response::json(&json!({ "printed": true })))
 }
 
-/// Publishes `?topic=`.
+/// Publishes `?count=` events (default 1) on `?topic=`; the first refusal is the answer.
 fn publish(req: Request) -> Result<Response> {
     let topic = req.query("topic").unwrap_or("misbehave.poked");
-    let id = events::publish(topic, &json!({ "poked": true }))?;
-    Ok(Response::json(&json!({ "event": id })))
+    let count: usize = req.query("count").and_then(|c| c.parse().ok()).unwrap_or(1);
+    let mut id = String::new();
+    for _ in 0..count {
+        id = events::publish(topic, &json!({ "poked": true }))?;
+    }
+    Ok(Response::json(&json!({ "event": id, "published": count })))
 }
 
 ucms_sdk::export!(Misbehave);

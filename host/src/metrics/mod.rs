@@ -13,6 +13,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+pub mod storage;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PluginLabels {
     pub plugin: String,
@@ -84,6 +86,27 @@ pub struct DirectionLabels {
     pub direction: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LimitLabels {
+    pub plugin: String,
+    /// The limit's key: `cpu-ms`, `events-per-minute`, `max-outbound-kib`...
+    pub limit: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StorageLabels {
+    pub plugin: String,
+    /// `documents`, `document_bytes`, `blobs`, `blob_bytes`, `kv_keys`.
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusalLabels {
+    pub plugin: String,
+    /// The capability whose use was refused: `http-client`, `events`...
+    pub capability: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -110,6 +133,11 @@ pub struct Metrics {
     /// Hook calls and schedule ticks.
     hooks: HookMetrics,
     outbound: Family<OutcomeLabels, Counter>,
+    cpu_seconds: Family<PluginLabels, Counter<f64, std::sync::atomic::AtomicU64>>,
+    limit_breaches: Family<LimitLabels, Counter>,
+    capability_refusals: Family<RefusalLabels, Counter>,
+    quarantined: Family<PluginLabels, Gauge>,
+    storage: Family<StorageLabels, Gauge>,
     log_dropped: Family<PluginLabels, Counter>,
     http_responses: Family<StatusLabels, Counter>,
     document_queries: HistogramFamily<QueryLabels>,
@@ -157,6 +185,11 @@ impl Metrics {
             bus: BusMetrics::default(),
             hooks: HookMetrics::default(),
             outbound: Family::default(),
+            cpu_seconds: Family::default(),
+            limit_breaches: Family::default(),
+            capability_refusals: Family::default(),
+            quarantined: Family::default(),
+            storage: Family::default(),
             log_dropped: Family::default(),
             http_responses: Family::default(),
             document_queries: Family::new_with_constructor(latency_histogram),
@@ -219,6 +252,31 @@ impl Metrics {
             "plugin_outbound_requests",
             "Outbound HTTP requests by the plugin, by outcome",
             m.outbound.clone(),
+        );
+        registry.register(
+            "plugin_cpu_seconds",
+            "CPU time spent running the plugin (its guest code and the host work done during its polls)",
+            m.cpu_seconds.clone(),
+        );
+        registry.register(
+            "plugin_limit_breaches",
+            "Limit breaches by the plugin, by limit (each is also a log line with its error code)",
+            m.limit_breaches.clone(),
+        );
+        registry.register(
+            "plugin_capability_refusals",
+            "Capability uses refused at run time (a host outside the grant, a topic not granted...), by capability",
+            m.capability_refusals.clone(),
+        );
+        registry.register(
+            "plugin_quarantined",
+            "1 while the plugin is quarantined for misbehaving",
+            m.quarantined.clone(),
+        );
+        registry.register(
+            "plugin_storage",
+            "What the plugin stores: documents, document_bytes, blobs, blob_bytes, kv_keys (refreshed every 15 s)",
+            m.storage.clone(),
         );
         registry.register(
             "plugin_log_lines_dropped",
@@ -304,6 +362,43 @@ impl Metrics {
         }
     }
 
+    /// A limit breach by `id`.
+    pub fn limit_breach(&self, id: &str, limit: &'static str) {
+        self.limit_breaches
+            .get_or_create(&LimitLabels {
+                plugin: id.to_string(),
+                limit,
+            })
+            .inc();
+    }
+
+    /// A capability use refused at run time.
+    pub fn capability_refused(&self, id: &str, capability: &'static str) {
+        self.capability_refusals
+            .get_or_create(&RefusalLabels {
+                plugin: id.to_string(),
+                capability,
+            })
+            .inc();
+    }
+
+    /// Whether `id` is quarantined.
+    pub fn quarantined(&self, id: &str, quarantined: bool) {
+        self.quarantined
+            .get_or_create(&plugin(id))
+            .set(i64::from(quarantined));
+    }
+
+    /// What `id` stores, by kind.
+    pub fn storage(&self, id: &str, kind: &'static str, value: i64) {
+        self.storage
+            .get_or_create(&StorageLabels {
+                plugin: id.to_string(),
+                kind,
+            })
+            .set(value);
+    }
+
     /// Handles to one plugin's hot-path series, resolved once (no label lookups per call).
     pub fn plugin(&self, id: &str) -> PluginMetrics {
         let kind = |kind: &'static str| {
@@ -327,6 +422,7 @@ impl Metrics {
             lifecycle: (lifecycle_count, lifecycle_time),
             in_flight: self.in_flight.get_or_create(&plugin(id)).clone(),
             memory_peak: self.memory_peak.get_or_create(&plugin(id)).clone(),
+            cpu_seconds: self.cpu_seconds.get_or_create(&plugin(id)).clone(),
         }
     }
 
@@ -503,6 +599,7 @@ pub struct PluginMetrics {
     lifecycle: (Counter, Histogram),
     in_flight: Gauge,
     memory_peak: Gauge,
+    cpu_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for PluginMetrics {
@@ -531,11 +628,13 @@ impl PluginMetrics {
         &self,
         kind: &'static str,
         elapsed: Duration,
+        cpu: Duration,
         peak_memory: usize,
         error_code: Option<&'static str>,
     ) {
         self.in_flight.dec();
         self.kind(kind).1.observe(elapsed.as_secs_f64());
+        self.cpu_seconds.inc_by(cpu.as_secs_f64());
         if peak_memory as i64 > self.memory_peak.get() {
             self.memory_peak.set(peak_memory as i64);
         }
