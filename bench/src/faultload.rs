@@ -96,10 +96,18 @@ impl Report {
 
     pub fn print(&self) {
         println!("fault-load: {} requests served", self.served);
-        for (name, phase) in [("baseline", &self.baseline), ("under fault", &self.under_fault)] {
+        for (name, phase) in [
+            ("baseline", &self.baseline),
+            ("under fault", &self.under_fault),
+        ] {
             println!(
                 "  well-behaved, {name:11}: {:6} requests in {:5.2} s, {} failed, p50 {:>7} µs, p99 {:>7} µs, max {:>8} µs",
-                phase.requests, phase.seconds, phase.failed, phase.p50_us, phase.p99_us, phase.max_us
+                phase.requests,
+                phase.seconds,
+                phase.failed,
+                phase.p50_us,
+                phase.p99_us,
+                phase.max_us
             );
         }
         println!(
@@ -165,8 +173,7 @@ impl Conn {
             let stream = tokio::net::TcpStream::connect(self.addr).await?;
             stream.set_nodelay(true)?;
             let (sender, conn) =
-                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                    .await?;
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
             tokio::spawn(conn);
             self.sender = Some(sender);
         }
@@ -295,10 +302,7 @@ async fn bad_client(
     while !stop.load(Ordering::Relaxed) {
         let (method, path) = BAD_REQUESTS[i % BAD_REQUESTS.len()];
         i += 1;
-        let answer = match conn
-            .send(method.parse()?, path, None, None)
-            .await
-        {
+        let answer = match conn.send(method.parse()?, path, None, None).await {
             Ok((status, body)) => format!(
                 "{status} {}",
                 body["error"]["code"].as_str().unwrap_or("(no error)")
@@ -378,7 +382,11 @@ pub async fn run(dir: &std::path::Path, options: &Options) -> anyhow::Result<Rep
         .await?;
     let identity = &site.services.identity;
     let user = identity
-        .create_user("load@example.com", "a long enough password", &["admin".into()])
+        .create_user(
+            "load@example.com",
+            "a long enough password",
+            &["admin".into()],
+        )
         .await?;
     let token: Arc<str> = identity
         .issue_token(

@@ -197,7 +197,10 @@ fn main() -> anyhow::Result<()> {
                 },
             ))?;
             report.print();
-            anyhow::ensure!(report.held(), "well-behaved requests failed or data was lost");
+            anyhow::ensure!(
+                report.held(),
+                "well-behaved requests failed or data was lost"
+            );
             return Ok(());
         }
         Some(Cmd::Install { runs }) => {

@@ -11,8 +11,15 @@ async fn well_behaved_traffic_survives_a_misbehaving_plugin() {
         .await
         .expect("the fault-load run completes");
     report.print();
-    assert!(report.good_failures.is_empty(), "{:#?}", report.good_failures);
-    assert_eq!(report.notes_found, report.notes_acknowledged, "no note lost");
+    assert!(
+        report.good_failures.is_empty(),
+        "{:#?}",
+        report.good_failures
+    );
+    assert_eq!(
+        report.notes_found, report.notes_acknowledged,
+        "no note lost"
+    );
     assert_eq!(
         report.counter_found, report.counter_acknowledged,
         "no counter increment lost"
@@ -37,10 +44,17 @@ async fn well_behaved_traffic_survives_a_misbehaving_plugin() {
         "egress_denied",
         "plugin_stack_overflow",
     ] {
-        assert!(answered(code), "no misbehaving request hit {code}: {:?}", report.bad_answers);
+        assert!(
+            answered(code),
+            "no misbehaving request hit {code}: {:?}",
+            report.bad_answers
+        );
     }
     assert!(
-        !report.bad_answers.keys().any(|a| a.contains("connection error")),
+        !report
+            .bad_answers
+            .keys()
+            .any(|a| a.contains("connection error")),
         "the host never dropped a connection: {:?}",
         report.bad_answers
     );

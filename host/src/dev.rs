@@ -31,7 +31,15 @@ use crate::plugins::{ApplyOptions, PluginSource};
 /// the site's policy allows unsigned plugins (`[policy.packages] allow-unsigned`, the default).
 /// The plugin manager judges the installed plugin against the whole policy as it loads it.
 pub fn source(dir: &Path, site: &Site) -> anyhow::Result<PluginSource> {
-    source_if(dir, site.plugins.policy().current().rules.packages.allow_unsigned)
+    source_if(
+        dir,
+        site.plugins
+            .policy()
+            .current()
+            .rules
+            .packages
+            .allow_unsigned,
+    )
 }
 
 /// [`source`], with the policy's answer given.

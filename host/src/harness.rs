@@ -51,7 +51,7 @@ pub struct HarnessOptions {
     pub settings: toml::Table,
     /// `[plugins.ID.secrets]`.
     pub secrets: std::collections::BTreeMap<String, String>,
-    /// `[plugins.ID] allow-private-egress`.
+    /// `[policy.overrides.ID] internal-networks` = loopback.
     pub allow_private_egress: bool,
 }
 
@@ -154,10 +154,19 @@ impl Harness {
             PluginConfig {
                 settings: options.settings,
                 secrets: options.secrets,
-                allow_private_egress: options.allow_private_egress,
-                ..PluginConfig::default()
             },
         );
+        if options.allow_private_egress {
+            // The policy's override for this plugin: its outbound requests may reach this
+            // machine (a receiver the test runs on 127.0.0.1).
+            config.policy.overrides.insert(
+                id.clone(),
+                crate::policy::PluginOverride {
+                    internal_networks: vec!["127.0.0.0/8".into(), "::1/128".into()],
+                    ..Default::default()
+                },
+            );
+        }
         let site = Site::open(config, data).await?;
         let source = crate::dev::source(dir, &site)?;
         site.plugins

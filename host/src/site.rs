@@ -185,7 +185,12 @@ impl Site {
                 tracing::error!(error = %e, "the changed policy is not valid; the previous one stays in force");
                 self.services
                     .identity
-                    .audit(actor, "policy.reload-failed", None, serde_json::json!({ "error": e.to_string() }))
+                    .audit(
+                        actor,
+                        "policy.reload-failed",
+                        None,
+                        serde_json::json!({ "error": e.to_string() }),
+                    )
                     .await;
                 return Err(e.into());
             }
@@ -212,8 +217,7 @@ impl Site {
 async fn watch_policy(site: Site, stop: CancellationToken) {
     let mut pending = None;
     #[cfg(unix)]
-    let mut hangup =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     loop {
         #[cfg(unix)]
         let signal = async {

@@ -53,7 +53,7 @@ pub const SECTIONS: &[(&str, &str)] = &[
     ),
     (
         "capabilities.http-client",
-        "Outbound HTTP. After DNS resolution, loopback, private and link-local addresses are refused unless the operator allows them for the plugin (`[plugins.ID] allow-private-egress`).",
+        "Outbound HTTP. After DNS resolution, loopback, private and link-local addresses are refused unless the operator's policy opens them for the plugin (`[policy.overrides.ID] internal-networks`).",
     ),
     (
         "permissions",
@@ -77,7 +77,7 @@ pub const SECTIONS: &[(&str, &str)] = &[
     ),
     (
         "limits",
-        "Limits the plugin asks for; unset ones get the operator's defaults (memory 64 MiB, 5 s, 1 MiB requests, 4 MiB responses, 64 instances, 16 outbound requests). Asking above the operator's ceiling refuses the plugin with the ceiling in the message.",
+        "Limits the plugin asks for; unset ones get the policy's defaults (`[policy.defaults]`; memory 64 MiB, 5 s, 1 MiB requests, 4 MiB responses, 64 instances, 16 outbound requests unless the operator says otherwise). Asking above the policy's ceiling (`[policy.ceilings]`) refuses the plugin with the ceiling in the message.",
     ),
     (
         "dependencies",
@@ -482,6 +482,30 @@ pub const KEYS: &[Key] = &[
         kind: "integer, 0–10000",
         default: "16",
         doc: "Outbound HTTP requests per invocation.",
+    },
+    Key {
+        path: "limits.cpu-ms",
+        kind: "integer, 1–600000",
+        default: "2000",
+        doc: "CPU time per call (the wall-clock deadline is `timeout-ms`).",
+    },
+    Key {
+        path: "limits.max-outbound-kib",
+        kind: "integer, 0–4194304",
+        default: "8192",
+        doc: "Outbound HTTP bytes per invocation, request and response bodies together.",
+    },
+    Key {
+        path: "limits.events-per-minute",
+        kind: "integer, 0–1000000",
+        default: "6000",
+        doc: "Events the plugin may publish per minute.",
+    },
+    Key {
+        path: "limits.log-lines-per-minute",
+        kind: "integer, 0–1000000",
+        default: "6000",
+        doc: "Log lines per minute; lines over it are dropped and counted.",
     },
     // hooks
     Key {

@@ -123,7 +123,12 @@ impl BlobsCtx<'_> {
 type BlobResult<T> = wasmtime::Result<Result<T, BlobError>>;
 
 impl wit::Host for BlobsCtx<'_> {
-    #[tracing::instrument(name = "blobs.put", target = "ucms::host_call", level = "debug", skip_all)]
+    #[tracing::instrument(
+        name = "blobs.put",
+        target = "ucms::host_call",
+        level = "debug",
+        skip_all
+    )]
     async fn put(&mut self, key: String, content_type: String) -> BlobResult<Resource<Writer>> {
         if let Err(e) = self.reserve_handle() {
             return Ok(Err(e));
@@ -153,7 +158,12 @@ impl wit::Host for BlobsCtx<'_> {
         }
     }
 
-    #[tracing::instrument(name = "blobs.get", target = "ucms::host_call", level = "debug", skip_all)]
+    #[tracing::instrument(
+        name = "blobs.get",
+        target = "ucms::host_call",
+        level = "debug",
+        skip_all
+    )]
     async fn get(
         &mut self,
         key: String,
@@ -185,7 +195,12 @@ impl wit::Host for BlobsCtx<'_> {
         }
     }
 
-    #[tracing::instrument(name = "blobs.head", target = "ucms::host_call", level = "debug", skip_all)]
+    #[tracing::instrument(
+        name = "blobs.head",
+        target = "ucms::host_call",
+        level = "debug",
+        skip_all
+    )]
     async fn head(&mut self, key: String) -> BlobResult<Option<BlobInfo>> {
         let result = self.store.head(self.plugin, &key).await;
         Ok(result
@@ -193,13 +208,23 @@ impl wit::Host for BlobsCtx<'_> {
             .map_err(|e| to_wit(self.plugin, e)))
     }
 
-    #[tracing::instrument(name = "blobs.delete", target = "ucms::host_call", level = "debug", skip_all)]
+    #[tracing::instrument(
+        name = "blobs.delete",
+        target = "ucms::host_call",
+        level = "debug",
+        skip_all
+    )]
     async fn delete(&mut self, key: String) -> BlobResult<bool> {
         let result = self.store.delete(self.plugin, &key).await;
         Ok(result.map_err(|e| to_wit(self.plugin, e)))
     }
 
-    #[tracing::instrument(name = "blobs.list", target = "ucms::host_call", level = "debug", skip_all)]
+    #[tracing::instrument(
+        name = "blobs.list",
+        target = "ucms::host_call",
+        level = "debug",
+        skip_all
+    )]
     async fn list(
         &mut self,
         prefix: String,
@@ -224,7 +249,12 @@ impl wit::Host for BlobsCtx<'_> {
 }
 
 impl wit::HostWriter for BlobsCtx<'_> {
-    #[tracing::instrument(name = "blobs.write", target = "ucms::host_call", level = "debug", skip_all)]
+    #[tracing::instrument(
+        name = "blobs.write",
+        target = "ucms::host_call",
+        level = "debug",
+        skip_all
+    )]
     async fn write(&mut self, writer: Resource<Writer>, chunk: Vec<u8>) -> BlobResult<()> {
         let handle: Resource<WriterHandle> = handle(&writer);
         if chunk.len() > MAX_CHUNK {
@@ -252,7 +282,12 @@ impl wit::HostWriter for BlobsCtx<'_> {
         }
     }
 
-    #[tracing::instrument(name = "blobs.finish", target = "ucms::host_call", level = "debug", skip_all)]
+    #[tracing::instrument(
+        name = "blobs.finish",
+        target = "ucms::host_call",
+        level = "debug",
+        skip_all
+    )]
     async fn finish(&mut self, writer: Resource<Writer>) -> BlobResult<BlobInfo> {
         let handle: Resource<WriterHandle> = handle(&writer);
         let entry = self.table.get_mut(&handle)?;
@@ -281,13 +316,23 @@ impl wit::HostWriter for BlobsCtx<'_> {
 }
 
 impl wit::HostReader for BlobsCtx<'_> {
-    #[tracing::instrument(name = "blobs.info", target = "ucms::host_call", level = "debug", skip_all)]
+    #[tracing::instrument(
+        name = "blobs.info",
+        target = "ucms::host_call",
+        level = "debug",
+        skip_all
+    )]
     async fn info(&mut self, reader: Resource<Reader>) -> wasmtime::Result<BlobInfo> {
         let handle: Resource<ReaderHandle> = handle(&reader);
         Ok(self.table.get(&handle)?.info.clone())
     }
 
-    #[tracing::instrument(name = "blobs.read", target = "ucms::host_call", level = "debug", skip_all)]
+    #[tracing::instrument(
+        name = "blobs.read",
+        target = "ucms::host_call",
+        level = "debug",
+        skip_all
+    )]
     async fn read(&mut self, reader: Resource<Reader>, max: u32) -> BlobResult<Option<Vec<u8>>> {
         let handle: Resource<ReaderHandle> = handle(&reader);
         let max = (max as usize).clamp(1, MAX_CHUNK);

@@ -52,7 +52,12 @@ impl CacheCtx<'_> {
 }
 
 impl wit::Host for CacheCtx<'_> {
-    #[tracing::instrument(name = "cache.get", target = "ucms::host_call", level = "debug", skip_all)]
+    #[tracing::instrument(
+        name = "cache.get",
+        target = "ucms::host_call",
+        level = "debug",
+        skip_all
+    )]
     async fn get(&mut self, key: String) -> CacheResult<Option<Vec<u8>>> {
         if let Err(e) = self.limits.check_key(&key) {
             return Ok(Err(to_wit(e)));
@@ -64,7 +69,12 @@ impl wit::Host for CacheCtx<'_> {
         Ok(result.map_err(to_wit))
     }
 
-    #[tracing::instrument(name = "cache.set", target = "ucms::host_call", level = "debug", skip_all)]
+    #[tracing::instrument(
+        name = "cache.set",
+        target = "ucms::host_call",
+        level = "debug",
+        skip_all
+    )]
     async fn set(
         &mut self,
         key: String,
@@ -84,7 +94,12 @@ impl wit::Host for CacheCtx<'_> {
             .map_err(to_wit))
     }
 
-    #[tracing::instrument(name = "cache.delete", target = "ucms::host_call", level = "debug", skip_all)]
+    #[tracing::instrument(
+        name = "cache.delete",
+        target = "ucms::host_call",
+        level = "debug",
+        skip_all
+    )]
     async fn delete(&mut self, key: String) -> CacheResult<bool> {
         if let Err(e) = self.limits.check_key(&key) {
             return Ok(Err(to_wit(e)));
@@ -93,7 +108,12 @@ impl wit::Host for CacheCtx<'_> {
         Ok(self.backend.delete(self.plugin, &key).await.map_err(to_wit))
     }
 
-    #[tracing::instrument(name = "cache.invalidate-tag", target = "ucms::host_call", level = "debug", skip_all)]
+    #[tracing::instrument(
+        name = "cache.invalidate-tag",
+        target = "ucms::host_call",
+        level = "debug",
+        skip_all
+    )]
     async fn invalidate_tag(&mut self, tag: String) -> CacheResult<u64> {
         if let Err(e) = self.limits.check_tag(&tag) {
             return Ok(Err(to_wit(e)));

@@ -112,7 +112,12 @@ pub fn owns(plugin: &str, point: &str) -> bool {
 }
 
 impl wit::Host for HooksCtx<'_> {
-    #[tracing::instrument(name = "hooks.run", target = "ucms::host_call", level = "debug", skip_all)]
+    #[tracing::instrument(
+        name = "hooks.run",
+        target = "ucms::host_call",
+        level = "debug",
+        skip_all
+    )]
     async fn run(
         &mut self,
         point: String,

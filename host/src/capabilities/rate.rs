@@ -93,7 +93,13 @@ mod tests {
             limiter.admit(),
             Admission::Admitted { refused_before } if refused_before >= 941
         ));
-        assert!(matches!(limiter.admit_n(5), Admission::Refused { first: true }));
-        assert_eq!(PerMinute::new(0, 0).admit(), Admission::Refused { first: true });
+        assert!(matches!(
+            limiter.admit_n(5),
+            Admission::Refused { first: true }
+        ));
+        assert_eq!(
+            PerMinute::new(0, 0).admit(),
+            Admission::Refused { first: true }
+        );
     }
 }

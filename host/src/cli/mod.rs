@@ -28,7 +28,13 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
     /// The site's data directory (database, installed plugins, caches).
-    #[arg(long, global = true, env = "UCMS_DATA", hide_env_values = true, default_value = "./ucms-data")]
+    #[arg(
+        long,
+        global = true,
+        env = "UCMS_DATA",
+        hide_env_values = true,
+        default_value = "./ucms-data"
+    )]
     pub data: PathBuf,
     /// The configuration file; every key can also be set with a UCMS_… variable.
     #[arg(long, global = true, env = "UCMS_CONFIG", hide_env_values = true)]
@@ -105,12 +111,8 @@ pub fn main() -> std::process::ExitCode {
         (None, false) => config.log.level.as_str(),
     };
     // Held to the end: dropping it flushes the traces still buffered.
-    let telemetry = crate::telemetry::init(
-        filter,
-        &config.log,
-        &config.telemetry,
-        runtime.handle(),
-    );
+    let telemetry =
+        crate::telemetry::init(filter, &config.log, &config.telemetry, runtime.handle());
     let result = runtime.block_on(run(cli, config));
     drop(telemetry);
     match result {

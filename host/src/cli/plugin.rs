@@ -477,7 +477,12 @@ async fn manage(site: &Site, command: PluginCommand) -> anyhow::Result<()> {
                     let source = PluginSource::from_path(
                         Path::new(path),
                         &trust,
-                        site.plugins.policy().current().rules.packages.allow_unsigned,
+                        site.plugins
+                            .policy()
+                            .current()
+                            .rules
+                            .packages
+                            .allow_unsigned,
                     )?;
                     install_local(site, source, yes, allow_downgrade).await?;
                 }

@@ -45,7 +45,11 @@ pub async fn run(_global: &GlobalArgs, config: Config, cmd: PolicyCommand) -> an
                     }))?
                 );
             } else {
-                println!("policy: {} (sha256 {})", policy.origin, &policy.digest[..16]);
+                println!(
+                    "policy: {} (sha256 {})",
+                    policy.origin,
+                    &policy.digest[..16]
+                );
                 println!("{}", toml::to_string_pretty(&policy.rules)?);
             }
             Ok(())

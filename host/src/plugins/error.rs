@@ -1,7 +1,7 @@
 use ucms_manifest::ManifestError;
 
-use crate::runtime::invocation::InvocationError;
 use crate::policy::PolicyRefusal;
+use crate::runtime::invocation::InvocationError;
 use crate::runtime::limits::CeilingExceeded;
 
 /// Why a plugin can't be installed, loaded or changed. Every variant says what to do about it.

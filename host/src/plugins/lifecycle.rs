@@ -579,7 +579,11 @@ impl PluginManager {
             .map(|r| r.rows_affected())
         })
         .map_err(|e| PluginError::Storage(e.into()))?;
-        let quarantine = if enabled { None } else { slot.quarantine.clone() };
+        let quarantine = if enabled {
+            None
+        } else {
+            slot.quarantine.clone()
+        };
         let state = match (&slot.state, enabled) {
             (PluginState::Failed(reason), _) => PluginState::Failed(reason.clone()),
             (PluginState::Refused(reason), _) => PluginState::Refused(reason.clone()),

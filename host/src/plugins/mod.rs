@@ -693,8 +693,7 @@ impl PluginManager {
                 matches!(
                     s.state,
                     PluginState::Enabled | PluginState::Quarantined(_) | PluginState::Refused(_)
-                )
-                    && !s.manifest.subscriptions.is_empty()
+                ) && !s.manifest.subscriptions.is_empty()
             })
             .map(|s| {
                 (

@@ -118,9 +118,15 @@ impl Picker<'_> {
         host_ceiling: T,
     ) -> Result<T, CeilingExceeded> {
         let (ceiling, rule) = match (field(self.own), field(self.site)) {
-            (Some(c), _) => (c, format!("[policy.overrides.{}.ceilings] {key}", self.plugin)),
+            (Some(c), _) => (
+                c,
+                format!("[policy.overrides.{}.ceilings] {key}", self.plugin),
+            ),
             (None, Some(c)) => (c, format!("[policy.ceilings] {key}")),
-            (None, None) => (host_ceiling, format!("[policy.ceilings] {key} (the host's default)")),
+            (None, None) => (
+                host_ceiling,
+                format!("[policy.ceilings] {key} (the host's default)"),
+            ),
         };
         match asked {
             Some(asked) if asked > ceiling => Err(CeilingExceeded {
@@ -154,8 +160,20 @@ impl Limits {
         let a = &manifest.limits;
         let (d, c) = (HOST_DEFAULTS, HOST_CEILINGS);
         Ok(Self {
-            memory_mib: p.pick("memory-mib", a.memory_mib, |v| v.memory_mib, d.memory_mib, c.memory_mib)?,
-            timeout_ms: p.pick("timeout-ms", a.timeout_ms, |v| v.timeout_ms, d.timeout_ms, c.timeout_ms)?,
+            memory_mib: p.pick(
+                "memory-mib",
+                a.memory_mib,
+                |v| v.memory_mib,
+                d.memory_mib,
+                c.memory_mib,
+            )?,
+            timeout_ms: p.pick(
+                "timeout-ms",
+                a.timeout_ms,
+                |v| v.timeout_ms,
+                d.timeout_ms,
+                c.timeout_ms,
+            )?,
             cpu_ms: p.pick("cpu-ms", a.cpu_ms, |v| v.cpu_ms, d.cpu_ms, c.cpu_ms)?,
             max_request_body_kib: p.pick(
                 "max-request-body-kib",
@@ -316,7 +334,8 @@ mod tests {
             ..Default::default()
         };
         let none = LimitValues::default();
-        let limits = Limits::resolve(&manifest("memory-mib = 96"), &defaults, &site, &none).unwrap();
+        let limits =
+            Limits::resolve(&manifest("memory-mib = 96"), &defaults, &site, &none).unwrap();
         assert_eq!(limits.memory_mib, 96);
         assert_eq!(limits.timeout_ms, 2000);
         assert_eq!(limits.max_concurrency, HOST_DEFAULTS.max_concurrency);
@@ -325,13 +344,22 @@ mod tests {
         let err = Limits::resolve(&greedy, &defaults, &site, &none).unwrap_err();
         assert_eq!((err.key, err.asked, err.ceiling), ("memory-mib", 512, 128));
         assert_eq!(err.rule, "[policy.ceilings] memory-mib");
-        assert!(err.to_string().contains("[policy.overrides.p.ceilings] memory-mib"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("[policy.overrides.p.ceilings] memory-mib"),
+            "{err}"
+        );
 
         let raised = LimitValues {
             memory_mib: Some(1024),
             ..Default::default()
         };
-        assert_eq!(Limits::resolve(&greedy, &defaults, &site, &raised).unwrap().memory_mib, 512);
+        assert_eq!(
+            Limits::resolve(&greedy, &defaults, &site, &raised)
+                .unwrap()
+                .memory_mib,
+            512
+        );
 
         let quotas = Quotas::resolve(&greedy, &defaults, &site, &none).unwrap();
         assert_eq!(quotas.max_documents, 500);
@@ -340,6 +368,9 @@ mod tests {
             ..Default::default()
         };
         let err = Quotas::resolve(&greedy, &defaults, &tight, &none).unwrap_err();
-        assert_eq!((err.key, err.asked, err.ceiling), ("max-documents", 500, 100));
+        assert_eq!(
+            (err.key, err.asked, err.ceiling),
+            ("max-documents", 500, 100)
+        );
     }
 }

@@ -639,6 +639,10 @@ impl Policy {
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mark = if self.allowed { "allowed" } else { "REFUSED" };
-        write!(f, "{mark:8} {}: {} ({})", self.subject, self.message, self.rule)
+        write!(
+            f,
+            "{mark:8} {}: {} ({})",
+            self.subject, self.message, self.rule
+        )
     }
 }

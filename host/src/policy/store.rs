@@ -111,7 +111,11 @@ impl PolicyStore {
         let read = read(&self.source);
         // What was read is settled, good or bad: the file is read again when it changes again
         // (also when it changed while it was being read).
-        *held = if self.file_stamp() == stamp { stamp } else { None };
+        *held = if self.file_stamp() == stamp {
+            stamp
+        } else {
+            None
+        };
         let policy = read?;
         if policy.digest == self.current.load().digest {
             return Ok(Reloaded::Unchanged);
@@ -130,8 +134,8 @@ pub fn read_file(path: &Path) -> Result<Policy, PolicyError> {
         key: key.into(),
         message,
     };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| fail("file", format!("cannot read it: {e}")))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| fail("file", format!("cannot read it: {e}")))?;
     let rules: PolicyRules = toml::from_str(&text).map_err(|e| fail("toml", e.to_string()))?;
     if rules.file.is_some() {
         return Err(fail(

@@ -70,7 +70,13 @@ mod tests {
             })
             .await;
         let used = meter.used();
-        assert!(used >= Duration::from_millis(20), "busy time counted: {used:?}");
-        assert!(used < Duration::from_millis(70), "sleeping not counted: {used:?}");
+        assert!(
+            used >= Duration::from_millis(20),
+            "busy time counted: {used:?}"
+        );
+        assert!(
+            used < Duration::from_millis(70),
+            "sleeping not counted: {used:?}"
+        );
     }
 }

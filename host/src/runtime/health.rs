@@ -238,7 +238,8 @@ impl Health {
                 .buckets
                 .iter()
                 .filter(|b| b.slice + BUCKETS as u64 > slice);
-            let (calls, failures) = live.fold((0, 0), |(c, f), b| (c + b.invocations, f + b.failures));
+            let (calls, failures) =
+                live.fold((0, 0), |(c, f), b| (c + b.invocations, f + b.failures));
             let ratio = failures as f64 / calls.max(1) as f64;
             if failures < u64::from(self.rules.failures) || ratio < self.rules.min_failure_ratio {
                 return;
@@ -319,13 +320,21 @@ mod tests {
         for _ in 0..30 {
             h.invocation(Some("plugin_panicked"));
         }
-        h.breach("events-per-minute", "event_rate_exceeded", "too many events");
+        h.breach(
+            "events-per-minute",
+            "event_rate_exceeded",
+            "too many events",
+        );
         let trips = recorder.0.lock().unwrap().clone();
         assert_eq!(trips.len(), 1, "tripped exactly once");
         let (plugin, trip) = &trips[0];
         assert_eq!(plugin, "p");
         assert!(trip.failures >= 5 && trip.invocations >= 24, "{trip:?}");
-        assert!(trip.reason().contains("plugin_panicked"), "{}", trip.reason());
+        assert!(
+            trip.reason().contains("plugin_panicked"),
+            "{}",
+            trip.reason()
+        );
         h.reset();
         assert!(h.recent_failures().is_empty());
     }

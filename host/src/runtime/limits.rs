@@ -10,8 +10,8 @@ use std::time::Duration;
 use wasmtime::ResourceLimiter;
 
 pub use crate::policy::limits::{
-    CeilingExceeded, HOST_CEILING_QUOTAS, HOST_CEILINGS, HOST_DEFAULT_QUOTAS, HOST_DEFAULTS, Limits,
-    Quotas,
+    CeilingExceeded, HOST_CEILING_QUOTAS, HOST_CEILINGS, HOST_DEFAULT_QUOTAS, HOST_DEFAULTS,
+    Limits, Quotas,
 };
 
 /// A guest tried to grow its memory past its limit.

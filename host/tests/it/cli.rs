@@ -257,7 +257,10 @@ fn policy_check_explains_every_rule_before_anything_is_installed() {
         "REFUSED  limit memory-mib: the manifest asks for memory-mib = 32, over the ceiling of 16 ([policy.ceilings] memory-mib)",
         "refused: 3 rules refuse this plugin",
     ] {
-        assert!(stdout.contains(expected), "missing {expected:?} in:\n{stdout}");
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
     }
     let out = policy_check(tmp.path(), &config, &package, true);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -309,7 +312,10 @@ fn policy_check_explains_every_rule_before_anything_is_installed() {
         stdout.contains("REFUSED  signature: the signature doesn't verify"),
         "{stdout}"
     );
-    assert!(stdout.contains("unsigned; claims publisher ucms-tests"), "{stdout}");
+    assert!(
+        stdout.contains("unsigned; claims publisher ucms-tests"),
+        "{stdout}"
+    );
 }
 
 /// A collector on loopback that receives OTLP/HTTP protobuf trace exports.
@@ -384,7 +390,14 @@ async fn traces_of_a_request_reach_an_otlp_collector() {
         .output()
         .unwrap());
     let token = ok(ucms(&data)
-        .args(["token", "create", "--email", "ada@example.com", "--scope", "hello.*"])
+        .args([
+            "token",
+            "create",
+            "--email",
+            "ada@example.com",
+            "--scope",
+            "hello.*",
+        ])
         .output()
         .unwrap());
     let mut child = ucms(&data)
@@ -399,7 +412,10 @@ async fn traces_of_a_request_reach_an_otlp_collector() {
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
     let url = loop {
-        let line = lines.next().expect("the server printed its address").unwrap();
+        let line = lines
+            .next()
+            .expect("the server printed its address")
+            .unwrap();
         if let Some(rest) = line.strip_prefix("UCMS serving on ") {
             break rest.split_whitespace().next().unwrap().to_string();
         }
@@ -441,13 +457,28 @@ async fn traces_of_a_request_reach_an_otlp_collector() {
         assert!(
             std::time::Instant::now() < deadline,
             "the spans never arrived; got {:?}",
-            spans.lock().unwrap().iter().map(|s| s.name.clone()).collect::<Vec<_>>()
+            spans
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|s| s.name.clone())
+                .collect::<Vec<_>>()
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     };
-    assert_eq!(hex(&request.parent_span_id), caller_span, "the caller's trace continues");
-    assert_eq!(invoke.parent_span_id, request.span_id, "the invocation is inside the request");
-    assert_eq!(host_call.parent_span_id, invoke.span_id, "the host call is inside the invocation");
+    assert_eq!(
+        hex(&request.parent_span_id),
+        caller_span,
+        "the caller's trace continues"
+    );
+    assert_eq!(
+        invoke.parent_span_id, request.span_id,
+        "the invocation is inside the request"
+    );
+    assert_eq!(
+        host_call.parent_span_id, invoke.span_id,
+        "the host call is inside the invocation"
+    );
     let attribute = |span: &opentelemetry_proto::tonic::trace::v1::Span, key: &str| {
         span.attributes
             .iter()

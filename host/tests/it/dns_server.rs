@@ -77,11 +77,6 @@ impl TestDns {
 
     /// How many `A` queries for `name` were answered.
     pub fn a_queries(&self, name: &str) -> usize {
-        self.queries
-            .lock()
-            .unwrap()
-            .get(name)
-            .copied()
-            .unwrap_or(0)
+        self.queries.lock().unwrap().get(name).copied().unwrap_or(0)
     }
 }

@@ -203,9 +203,16 @@ async fn names_that_resolve_to_internal_addresses_are_refused() {
     let (_, body) = egress(&t, "http://metadata.ucms.test/latest/meta-data/").await;
     assert_eq!(code(&body), "egress_denied", "{body}");
     assert!(message(&body).contains("169.254.169.254"), "{body}");
-    assert!(dns.a_queries("loopback.ucms.test") >= 1, "the names were really looked up");
+    assert!(
+        dns.a_queries("loopback.ucms.test") >= 1,
+        "the names were really looked up"
+    );
     assert!(dns.a_queries("metadata.ucms.test") >= 1);
-    assert_eq!(up.hits.load(Ordering::SeqCst), 0, "nothing reached the upstream");
+    assert_eq!(
+        up.hits.load(Ordering::SeqCst),
+        0,
+        "nothing reached the upstream"
+    );
 
     // Each refusal is counted, and audited (once a minute per capability, counting the rest).
     let metrics = t.site.services.metrics.render();
@@ -269,7 +276,11 @@ async fn a_name_that_rebinds_between_check_and_connect_never_reaches_the_interna
         1,
         "one lookup per connection: the checked answer is the one connected to"
     );
-    assert_eq!(up.hits.load(Ordering::SeqCst), 0, "the loopback upstream was never reached");
+    assert_eq!(
+        up.hits.load(Ordering::SeqCst),
+        0,
+        "the loopback upstream was never reached"
+    );
 
     // The next lookup gets the internal answer, and the check refuses it.
     let (_, body) = egress(&t, &url).await;

@@ -44,7 +44,10 @@ async fn a_plugin_that_keeps_trapping_is_quarantined_and_the_site_is_unaffected(
             assert_eq!(status, StatusCode::OK, "{greeting}");
             assert!(panics <= 30, "never quarantined after {panics} panics");
         };
-        assert!(panics >= 5, "quarantined only after the policy's count: {panics}");
+        assert!(
+            panics >= 5,
+            "quarantined only after the policy's count: {panics}"
+        );
         assert!(
             quarantined["error"]["message"]
                 .as_str()
@@ -64,12 +67,23 @@ async fn a_plugin_that_keeps_trapping_is_quarantined_and_the_site_is_unaffected(
 
         // An administrator sees why.
         let (_, info) = t
-            .request(Method::GET, "/api/ucms/plugins/misbehave", Some(&admin), None)
+            .request(
+                Method::GET,
+                "/api/ucms/plugins/misbehave",
+                Some(&admin),
+                None,
+            )
             .await;
         assert_eq!(info["state"], "quarantined", "{info}");
-        assert!(info["quarantine"]["trip"]["failures"].as_u64().unwrap() >= 5, "{info}");
+        assert!(
+            info["quarantine"]["trip"]["failures"].as_u64().unwrap() >= 5,
+            "{info}"
+        );
         let recent = info["recent_failures"].as_array().unwrap();
-        assert!(recent.iter().all(|f| f["code"] == "plugin_panicked"), "{info}");
+        assert!(
+            recent.iter().all(|f| f["code"] == "plugin_panicked"),
+            "{info}"
+        );
         let (_, audit) = t
             .request(
                 Method::GET,
@@ -87,7 +101,9 @@ async fn a_plugin_that_keeps_trapping_is_quarantined_and_the_site_is_unaffected(
             "{metrics}"
         );
         assert!(
-            metrics.contains(r#"ucms_plugin_info{plugin="misbehave",version="0.1.0",state="quarantined"} 1"#),
+            metrics.contains(
+                r#"ucms_plugin_info{plugin="misbehave",version="0.1.0",state="quarantined"} 1"#
+            ),
             "{metrics}"
         );
 
@@ -97,15 +113,32 @@ async fn a_plugin_that_keeps_trapping_is_quarantined_and_the_site_is_unaffected(
 
         // Released: it serves again, with a clean record.
         let (status, body) = t
-            .request(Method::POST, "/api/ucms/plugins/misbehave/enable", Some(&admin), None)
+            .request(
+                Method::POST,
+                "/api/ucms/plugins/misbehave/enable",
+                Some(&admin),
+                None,
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body["state"], "enabled", "{body}");
         let (status, _) = t.get("/api/misbehave/ok").await;
         assert_eq!(status, StatusCode::OK);
-        assert!(t.site.plugins.stored_quarantine("misbehave").await.unwrap().is_none());
+        assert!(
+            t.site
+                .plugins
+                .stored_quarantine("misbehave")
+                .await
+                .unwrap()
+                .is_none()
+        );
         let (_, audit) = t
-            .request(Method::GET, "/api/ucms/audit?action=plugin.release", Some(&admin), None)
+            .request(
+                Method::GET,
+                "/api/ucms/audit?action=plugin.release",
+                Some(&admin),
+                None,
+            )
             .await;
         assert_eq!(audit["entries"].as_array().unwrap().len(), 1, "{audit}");
         t.close().await;
@@ -134,8 +167,10 @@ async fn a_quarantined_subscriber_s_deliveries_wait_for_its_release() {
                 id: uuid::Uuid::now_v7().to_string(),
                 topic: "tally.counted".into(),
                 key: None,
-                payload: serde_json::to_vec(&serde_json::json!({ "n": n, "slow_ms": 0, "fail": 0 }))
-                    .unwrap(),
+                payload: serde_json::to_vec(
+                    &serde_json::json!({ "n": n, "slow_ms": 0, "fail": 0 }),
+                )
+                .unwrap(),
                 source: "test".into(),
                 published_at: ucms::db::now_ms(),
             };
@@ -155,8 +190,9 @@ async fn a_quarantined_subscriber_s_deliveries_wait_for_its_release() {
                 metrics
                     .lines()
                     .any(|l| {
-                        l.starts_with(r#"ucms_event_deliveries_total{plugin="tally",outcome="parked"}"#)
-                            && !l.ends_with(" 0")
+                        l.starts_with(
+                            r#"ucms_event_deliveries_total{plugin="tally",outcome="parked"}"#,
+                        ) && !l.ends_with(" 0")
                     })
                     .then_some(())
             }
@@ -169,7 +205,12 @@ async fn a_quarantined_subscriber_s_deliveries_wait_for_its_release() {
 
         // Released: the parked deliveries are handled at once (not after the hour they wait).
         let (status, _) = t
-            .request(Method::POST, "/api/ucms/plugins/tally/enable", Some(&admin), None)
+            .request(
+                Method::POST,
+                "/api/ucms/plugins/tally/enable",
+                Some(&admin),
+                None,
+            )
             .await;
         assert_eq!(status, StatusCode::OK);
         let seen: Value = eventually(10, || {

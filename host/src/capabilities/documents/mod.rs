@@ -86,7 +86,12 @@ macro_rules! guest_try {
 }
 
 impl wit::Host for DocumentsCtx<'_> {
-    #[tracing::instrument(name = "documents.insert", target = "ucms::host_call", level = "debug", skip_all)]
+    #[tracing::instrument(
+        name = "documents.insert",
+        target = "ucms::host_call",
+        level = "debug",
+        skip_all
+    )]
     async fn insert(
         &mut self,
         collection: String,
@@ -106,7 +111,12 @@ impl wit::Host for DocumentsCtx<'_> {
         Ok(result.map(convert::document).map_err(|e| self.error(e)))
     }
 
-    #[tracing::instrument(name = "documents.get", target = "ucms::host_call", level = "debug", skip_all)]
+    #[tracing::instrument(
+        name = "documents.get",
+        target = "ucms::host_call",
+        level = "debug",
+        skip_all
+    )]
     async fn get(&mut self, collection: String, id: String) -> DocResult<Option<Document>> {
         let result = self.store.get(self.scope(&collection), &id).await;
         Ok(result
@@ -114,7 +124,12 @@ impl wit::Host for DocumentsCtx<'_> {
             .map_err(|e| self.error(e)))
     }
 
-    #[tracing::instrument(name = "documents.get-many", target = "ucms::host_call", level = "debug", skip_all)]
+    #[tracing::instrument(
+        name = "documents.get-many",
+        target = "ucms::host_call",
+        level = "debug",
+        skip_all
+    )]
     async fn get_many(
         &mut self,
         collection: String,
@@ -126,7 +141,12 @@ impl wit::Host for DocumentsCtx<'_> {
             .map_err(|e| self.error(e)))
     }
 
-    #[tracing::instrument(name = "documents.replace", target = "ucms::host_call", level = "debug", skip_all)]
+    #[tracing::instrument(
+        name = "documents.replace",
+        target = "ucms::host_call",
+        level = "debug",
+        skip_all
+    )]
     async fn replace(
         &mut self,
         collection: String,
@@ -148,7 +168,12 @@ impl wit::Host for DocumentsCtx<'_> {
         Ok(result.map(convert::document).map_err(|e| self.error(e)))
     }
 
-    #[tracing::instrument(name = "documents.patch", target = "ucms::host_call", level = "debug", skip_all)]
+    #[tracing::instrument(
+        name = "documents.patch",
+        target = "ucms::host_call",
+        level = "debug",
+        skip_all
+    )]
     async fn patch(
         &mut self,
         collection: String,
@@ -170,7 +195,12 @@ impl wit::Host for DocumentsCtx<'_> {
         Ok(result.map(convert::document).map_err(|e| self.error(e)))
     }
 
-    #[tracing::instrument(name = "documents.delete", target = "ucms::host_call", level = "debug", skip_all)]
+    #[tracing::instrument(
+        name = "documents.delete",
+        target = "ucms::host_call",
+        level = "debug",
+        skip_all
+    )]
     async fn delete(
         &mut self,
         collection: String,
@@ -184,7 +214,12 @@ impl wit::Host for DocumentsCtx<'_> {
         Ok(result.map_err(|e| self.error(e)))
     }
 
-    #[tracing::instrument(name = "documents.count", target = "ucms::host_call", level = "debug", skip_all)]
+    #[tracing::instrument(
+        name = "documents.count",
+        target = "ucms::host_call",
+        level = "debug",
+        skip_all
+    )]
     async fn count(&mut self, collection: String, filter: Option<Filter>) -> DocResult<u64> {
         let filter = match filter {
             Some(f) => Some(guest_try!(convert::filter(f))),
@@ -199,7 +234,12 @@ impl wit::Host for DocumentsCtx<'_> {
         Ok(result.map_err(|e| self.error(e)))
     }
 
-    #[tracing::instrument(name = "documents.query", target = "ucms::host_call", level = "debug", skip_all)]
+    #[tracing::instrument(
+        name = "documents.query",
+        target = "ucms::host_call",
+        level = "debug",
+        skip_all
+    )]
     async fn query(&mut self, collection: String, query: QuerySpec) -> DocResult<Page> {
         let query = guest_try!(convert::query(query));
         let started = Instant::now();
@@ -212,7 +252,12 @@ impl wit::Host for DocumentsCtx<'_> {
         Ok(result.map(convert::page).map_err(|e| self.error(e)))
     }
 
-    #[tracing::instrument(name = "documents.search", target = "ucms::host_call", level = "debug", skip_all)]
+    #[tracing::instrument(
+        name = "documents.search",
+        target = "ucms::host_call",
+        level = "debug",
+        skip_all
+    )]
     async fn search(&mut self, collection: String, query: SearchQuery) -> DocResult<SearchPage> {
         let search = guest_try!(convert::search(query));
         let started = Instant::now();
@@ -221,7 +266,12 @@ impl wit::Host for DocumentsCtx<'_> {
         Ok(result.map(convert::search_page).map_err(|e| self.error(e)))
     }
 
-    #[tracing::instrument(name = "documents.batch", target = "ucms::host_call", level = "debug", skip_all)]
+    #[tracing::instrument(
+        name = "documents.batch",
+        target = "ucms::host_call",
+        level = "debug",
+        skip_all
+    )]
     async fn batch(
         &mut self,
         writes: Vec<Write>,
@@ -255,7 +305,12 @@ impl wit::Host for DocumentsCtx<'_> {
         }
     }
 
-    #[tracing::instrument(name = "documents.ensure-index", target = "ucms::host_call", level = "debug", skip_all)]
+    #[tracing::instrument(
+        name = "documents.ensure-index",
+        target = "ucms::host_call",
+        level = "debug",
+        skip_all
+    )]
     async fn ensure_index(&mut self, collection: String, index: Index) -> DocResult<()> {
         let spec = guest_try!(convert::index(index));
         let result = self
@@ -265,13 +320,23 @@ impl wit::Host for DocumentsCtx<'_> {
         Ok(result.map_err(|e| self.error(e)))
     }
 
-    #[tracing::instrument(name = "documents.drop-index", target = "ucms::host_call", level = "debug", skip_all)]
+    #[tracing::instrument(
+        name = "documents.drop-index",
+        target = "ucms::host_call",
+        level = "debug",
+        skip_all
+    )]
     async fn drop_index(&mut self, collection: String, name: String) -> DocResult<bool> {
         let result = self.store.drop_index(self.scope(&collection), &name).await;
         Ok(result.map_err(|e| self.error(e)))
     }
 
-    #[tracing::instrument(name = "documents.list-indexes", target = "ucms::host_call", level = "debug", skip_all)]
+    #[tracing::instrument(
+        name = "documents.list-indexes",
+        target = "ucms::host_call",
+        level = "debug",
+        skip_all
+    )]
     async fn list_indexes(&mut self, collection: String) -> DocResult<Vec<Index>> {
         let result = self.store.list_indexes(self.scope(&collection)).await;
         Ok(result
@@ -279,7 +344,12 @@ impl wit::Host for DocumentsCtx<'_> {
             .map_err(|e| self.error(e)))
     }
 
-    #[tracing::instrument(name = "documents.ensure-search", target = "ucms::host_call", level = "debug", skip_all)]
+    #[tracing::instrument(
+        name = "documents.ensure-search",
+        target = "ucms::host_call",
+        level = "debug",
+        skip_all
+    )]
     async fn ensure_search(
         &mut self,
         collection: String,

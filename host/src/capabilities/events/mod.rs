@@ -85,11 +85,17 @@ impl EventBus {
     pub async fn resume(&self, subscriber: &str) {
         match self.outbox.resume(subscriber, crate::db::now_ms()).await {
             Ok(n) if n > 0 => {
-                tracing::info!(plugin = subscriber, deliveries = n, "parked event deliveries resumed");
+                tracing::info!(
+                    plugin = subscriber,
+                    deliveries = n,
+                    "parked event deliveries resumed"
+                );
                 self.published();
             }
             Ok(_) => {}
-            Err(e) => tracing::warn!(plugin = subscriber, error = %e, "cannot resume parked deliveries"),
+            Err(e) => {
+                tracing::warn!(plugin = subscriber, error = %e, "cannot resume parked deliveries")
+            }
         }
     }
 
@@ -244,7 +250,12 @@ impl EventsCtx<'_> {
 }
 
 impl wit::Host for EventsCtx<'_> {
-    #[tracing::instrument(name = "events.publish", target = "ucms::host_call", level = "debug", skip_all)]
+    #[tracing::instrument(
+        name = "events.publish",
+        target = "ucms::host_call",
+        level = "debug",
+        skip_all
+    )]
     async fn publish(
         &mut self,
         topic: String,

@@ -149,7 +149,10 @@ impl Lookup {
         Ok(Self::Nameservers(Arc::new(builder.build()?)))
     }
 
-    async fn resolve(&self, host: &str) -> Result<Vec<IpAddr>, Box<dyn std::error::Error + Send + Sync>> {
+    async fn resolve(
+        &self,
+        host: &str,
+    ) -> Result<Vec<IpAddr>, Box<dyn std::error::Error + Send + Sync>> {
         match self {
             Self::System => Ok(tokio::net::lookup_host((host, 0))
                 .await?

@@ -264,7 +264,12 @@ fn classify(error: reqwest::Error) -> HttpError {
 }
 
 impl wit::Host for HttpCtx<'_> {
-    #[tracing::instrument(name = "http-client.send", target = "ucms::host_call", level = "debug", skip_all)]
+    #[tracing::instrument(
+        name = "http-client.send",
+        target = "ucms::host_call",
+        level = "debug",
+        skip_all
+    )]
     async fn send(&mut self, request: Request) -> wasmtime::Result<Result<Response, HttpError>> {
         let started = Instant::now();
         let target = request.url.clone();
@@ -281,7 +286,10 @@ impl wit::Host for HttpCtx<'_> {
         if let Err(HttpError::Denied(reason)) = &result {
             self.health.refused(
                 "http-client",
-                &format!("outbound request to {} refused: {reason}", redact_url(&target)),
+                &format!(
+                    "outbound request to {} refused: {reason}",
+                    redact_url(&target)
+                ),
             );
         } else {
             tracing::debug!(plugin = self.plugin, url = %redact_url(&target), outcome, elapsed_ms = started.elapsed().as_millis() as u64, "outbound request");

@@ -112,7 +112,12 @@ impl wit::Host for KvCtx<'_> {
             .map_err(|e| self.unavailable(e)))
     }
 
-    #[tracing::instrument(name = "kv.delete", target = "ucms::host_call", level = "debug", skip_all)]
+    #[tracing::instrument(
+        name = "kv.delete",
+        target = "ucms::host_call",
+        level = "debug",
+        skip_all
+    )]
     async fn delete(&mut self, key: String) -> KvResult<bool> {
         if let Err(e) = self.check_key(&key) {
             return Ok(Err(e));
@@ -124,7 +129,12 @@ impl wit::Host for KvCtx<'_> {
             .map_err(|e| self.unavailable(e)))
     }
 
-    #[tracing::instrument(name = "kv.list-keys", target = "ucms::host_call", level = "debug", skip_all)]
+    #[tracing::instrument(
+        name = "kv.list-keys",
+        target = "ucms::host_call",
+        level = "debug",
+        skip_all
+    )]
     async fn list_keys(
         &mut self,
         prefix: String,
@@ -159,7 +169,12 @@ impl wit::Host for KvCtx<'_> {
         Ok(Ok(KeyPage { keys, next_cursor }))
     }
 
-    #[tracing::instrument(name = "kv.increment", target = "ucms::host_call", level = "debug", skip_all)]
+    #[tracing::instrument(
+        name = "kv.increment",
+        target = "ucms::host_call",
+        level = "debug",
+        skip_all
+    )]
     async fn increment(&mut self, key: String, delta: i64) -> KvResult<i64> {
         if let Err(e) = self.check_key(&key) {
             return Ok(Err(e));
@@ -209,7 +224,12 @@ impl wit::Host for KvCtx<'_> {
         ))))
     }
 
-    #[tracing::instrument(name = "kv.compare-and-swap", target = "ucms::host_call", level = "debug", skip_all)]
+    #[tracing::instrument(
+        name = "kv.compare-and-swap",
+        target = "ucms::host_call",
+        level = "debug",
+        skip_all
+    )]
     async fn compare_and_swap(
         &mut self,
         key: String,
