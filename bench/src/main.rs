@@ -10,11 +10,14 @@
 //! against its 50 ms budget; `install` times installs from a registry, by phase, for a 2 MB
 //! component and for `hello`; `documents` times the document store (bulk load, index creation,
 //! indexed and unindexed queries, cursors, full-text search, counts) on SQLite and PostgreSQL;
-//! `events` measures events per second delivered to a subscriber plugin against a native one.
+//! `events` measures events per second delivered to a subscriber plugin against a native one;
+//! `languages` compares the hello plugin in Rust, TypeScript and Python (size, compile time, peak
+//! memory, a fresh instance + call, requests per second).
 
 mod documents;
 mod events;
 mod install;
+mod languages;
 mod resolve;
 
 use std::net::SocketAddr;
@@ -138,6 +141,13 @@ enum Cmd {
         #[arg(long)]
         require_postgres: bool,
     },
+    /// The hello plugin in Rust, TypeScript and Python side by side: size, compile time, peak
+    /// memory, fresh instance + call, req/s (uses --connections, --seconds, --warmup, --calls).
+    Languages {
+        /// Also build the TypeScript plugin with weval's ahead-of-time compiled interpreter.
+        #[arg(long)]
+        aot: bool,
+    },
     /// Internal: drive load against URL and print a JSON report (run as a separate process).
     Drive {
         url: String,
@@ -220,6 +230,12 @@ fn main() -> anyhow::Result<()> {
                 postgres_url,
                 require_postgres,
             }));
+        }
+        Some(Cmd::Languages { aot }) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            return rt.block_on(languages::run(&cli, aot));
         }
         Some(Cmd::Documents {
             documents,
@@ -367,11 +383,16 @@ async fn serve_site(site: &ucms::Site) -> anyhow::Result<SocketAddr> {
 }
 
 async fn fetch(addr: SocketAddr) -> anyhow::Result<String> {
+    fetch_path(addr, GREETING_PATH).await
+}
+
+/// One GET of `path`: the body as text.
+async fn fetch_path(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
     let stream = tokio::net::TcpStream::connect(addr).await?;
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
     tokio::spawn(conn);
-    let request = http::Request::get(GREETING_PATH)
+    let request = http::Request::get(path)
         .header("host", addr.to_string())
         .body(Empty::<bytes::Bytes>::new())?;
     let response = sender.send_request(request).await?;
@@ -380,8 +401,13 @@ async fn fetch(addr: SocketAddr) -> anyhow::Result<String> {
 }
 
 fn drive_process(addr: SocketAddr, cli: &Cli) -> anyhow::Result<Report> {
+    drive_process_path(addr, GREETING_PATH, cli)
+}
+
+/// Load on `path` from a separate process (the `drive` subcommand).
+fn drive_process_path(addr: SocketAddr, path: &str, cli: &Cli) -> anyhow::Result<Report> {
     let out = Command::new(std::env::current_exe()?)
-        .args(["drive", &format!("http://{addr}{GREETING_PATH}")])
+        .args(["drive", &format!("http://{addr}{path}")])
         .args(["--connections", &cli.connections.to_string()])
         .args(["--seconds", &cli.seconds.to_string()])
         .args(["--warmup", &cli.warmup.to_string()])

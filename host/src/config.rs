@@ -621,6 +621,12 @@ const CLI_VARIABLES: &[&str] = &[
     "UCMS_REGISTRY_DATABASE",
     // The install journal's crash test hook.
     "UCMS_CRASH_AT",
+    // The plugin author's tools: the `ucms` binary the test kits start, whether `ucms plugin
+    // test` built the plugin already, the Node.js and componentize-py the builds run.
+    "UCMS_BIN",
+    "UCMS_PLUGIN_BUILT",
+    "UCMS_NODE",
+    "UCMS_COMPONENTIZE_PY",
 ];
 
 fn apply_env(

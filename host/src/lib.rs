@@ -5,7 +5,8 @@
 //! [`runtime::invocation`], which instantiates the plugin's component afresh under its limits.
 //! The component reaches the outside world only through the `ucms:host` interfaces in
 //! [`capabilities`], each linked only when the plugin's manifest grants it. [`site::Site`] wires
-//! it all together; [`cli`] is the `ucms` command. `docs/ARCHITECTURE.md` has the map.
+//! it all together; [`cli`] is the `ucms` command;
+//! [`authoring`], [`dev`] and [`harness`] are the plugin author's tools (`ucms plugin new|build|dev|test`). `docs/ARCHITECTURE.md` has the map.
 
 pub mod authoring;
 pub mod capabilities;
@@ -13,7 +14,10 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod db;
+pub mod dev;
+pub mod devlog;
 pub mod digest;
+pub mod harness;
 pub mod identity;
 pub mod metrics;
 pub mod plugins;

@@ -82,9 +82,11 @@ pub fn init(
             opentelemetry_sdk::propagation::TraceContextPropagator::new(),
         );
     }
+    // `crate::devlog`: the test harness's record of plugin log lines (idle unless enabled).
     let _ = tracing_subscriber::registry()
         .with(fmt)
         .with(otel)
+        .with(crate::devlog::layer())
         .try_init();
     Telemetry { provider }
 }

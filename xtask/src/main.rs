@@ -7,9 +7,11 @@
 //!   for; creates an admin account and a token, and serves the site on 127.0.0.1:8080 with SQLite.
 //! - `cargo xtask test`: builds every guest and runs every test, then the fuzz targets for a
 //!   bounded time. With `CI=true`, a suite that can't run (PostgreSQL unreachable, say) fails
-//!   instead of being skipped.
+//!   instead of being skipped. Installs the TypeScript and Python plugin toolchains first (`npm
+//!   ci` in `sdk/ts`, componentize-py with pip).
 //! - `cargo xtask fuzz [TARGET] [--seconds N] [--minimize]`: builds the fuzz targets (`fuzz/`)
 //!   with libFuzzer on stable Rust and runs them (docs/fuzzing.md).
+//! - `cargo xtask docs`: regenerates docs/manifest-reference.md and docs/cli-reference.md.
 //!
 //! Both add the `wasm32-wasip2` target with rustup when it is missing.
 
@@ -36,9 +38,10 @@ fn main() -> ExitCode {
         Some("demo") => demo(&args[1..]),
         Some("test") => test(&args[1..]),
         Some("fuzz") => fuzz::main(&args[1..]),
+        Some("docs") => docs(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <demo|test|fuzz> [args]\n\n  demo   build the example plugins and serve them on 127.0.0.1:8080\n  test   build every guest and run every test (extra args go to cargo test)\n  fuzz   run the fuzz targets: [TARGET] [--seconds N] [--minimize]"
+                "usage: cargo xtask <demo|test|fuzz|docs> [args]\n\n  demo   build the example plugins and serve them on 127.0.0.1:8080\n  test   build every guest and run every test (extra args go to cargo test)\n  fuzz   run the fuzz targets: [TARGET] [--seconds N] [--minimize]\n  docs   regenerate the generated pages in docs/ (manifest and CLI references)"
             );
             return ExitCode::from(2);
         }
@@ -119,6 +122,7 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     ensure_target()?;
     ensure_s3_server();
     let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    ensure_plugin_toolchains(ci)?;
     if ci {
         eprintln!(
             "xtask: CI=true: database suites that can't reach their server fail instead of skipping"
@@ -145,6 +149,84 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
         .args(extra))?;
     // Bounded: 15 s per target plus the build (docs/fuzzing.md).
     fuzz::ci()?;
+    Ok(())
+}
+
+/// Regenerates docs/manifest-reference.md (from `ucms_manifest::reference`) and
+/// docs/cli-reference.md (from the clap definitions); a test fails while a committed page differs.
+fn docs() -> anyhow::Result<()> {
+    run(cargo()
+        .args([
+            "test",
+            "-p",
+            "ucms-manifest",
+            "--lib",
+            "reference::tests::the_manifest_reference_page_is_current",
+        ])
+        .env("UCMS_BLESS", "1"))?;
+    run(cargo()
+        .args([
+            "test",
+            "-p",
+            "ucms",
+            "--lib",
+            "cli::tests::the_cli_reference_page_is_current",
+        ])
+        .env("UCMS_BLESS", "1"))?;
+    eprintln!("xtask: wrote docs/manifest-reference.md and docs/cli-reference.md");
+    Ok(())
+}
+
+/// The version of componentize-py the Python SDK is built and tested with.
+const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
+
+/// TypeScript and Python plugins are built with componentize-js (from `sdk/ts`'s committed
+/// package-lock.json, `npm ci`) and componentize-py (pip). Installs what is missing; under CI a
+/// failure stops the run here, loudly, instead of skipping those suites.
+fn ensure_plugin_toolchains(ci: bool) -> anyhow::Result<()> {
+    let sdk = root().join("sdk/ts");
+    let mut problems = Vec::new();
+    if !sdk
+        .join("node_modules/@bytecodealliance/componentize-js")
+        .is_dir()
+    {
+        eprintln!("xtask: installing the TypeScript SDK's build tools (npm ci in sdk/ts)");
+        let installed = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&sdk)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !installed {
+            problems.push("`npm ci` in sdk/ts failed (is Node.js 20+ with npm installed?)");
+        }
+    }
+    let componentize_py = |cmd: &mut Command| {
+        cmd.arg("--version")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !componentize_py(&mut Command::new("componentize-py")) {
+        eprintln!("xtask: installing {COMPONENTIZE_PY} with pip");
+        let installed = Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", COMPONENTIZE_PY])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !installed || !componentize_py(&mut Command::new("componentize-py")) {
+            problems.push("componentize-py could not be installed or is not on PATH");
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let message = problems.join("; ");
+    if ci {
+        bail!("the plugin toolchains are missing under CI=true: {message}");
+    }
+    eprintln!(
+        "xtask: {message}; the TypeScript and Python plugin tests will be skipped\n  hint: cd sdk/ts && npm ci; python3 -m pip install '{COMPONENTIZE_PY}'"
+    );
     Ok(())
 }
 

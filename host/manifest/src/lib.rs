@@ -33,6 +33,7 @@ mod error;
 mod limits;
 mod patterns;
 mod raw;
+pub mod reference;
 mod routes;
 mod settings;
 mod validate;

@@ -28,13 +28,19 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
     /// The site's data directory (database, installed plugins, caches).
-    #[arg(long, global = true, env = "UCMS_DATA", default_value = "./ucms-data")]
+    #[arg(
+        long,
+        global = true,
+        env = "UCMS_DATA",
+        hide_env_values = true,
+        default_value = "./ucms-data"
+    )]
     pub data: PathBuf,
     /// The configuration file; every key can also be set with a UCMS_… variable.
-    #[arg(long, global = true, env = "UCMS_CONFIG")]
+    #[arg(long, global = true, env = "UCMS_CONFIG", hide_env_values = true)]
     pub config: Option<PathBuf>,
     /// Log filter, for example `debug` or `ucms=debug,info` (overrides [log] level).
-    #[arg(long, global = true, env = "UCMS_LOG")]
+    #[arg(long, global = true, env = "UCMS_LOG", hide_env_values = true)]
     pub log: Option<String>,
 }
 
@@ -94,13 +100,19 @@ pub fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    // Held to the end: dropping it flushes the traces still buffered.
-    let telemetry = crate::telemetry::init(
-        cli.global.log.as_deref().unwrap_or(&config.log.level),
-        &config.log,
-        &config.telemetry,
-        runtime.handle(),
+    // `plugin dev` shows the plugin's log lines and each request's trace unless told otherwise.
+    let dev = matches!(
+        cli.command,
+        Command::Plugin(plugin::PluginCommand::Dev { .. })
     );
+    let filter = match (&cli.global.log, dev) {
+        (Some(filter), _) => filter.as_str(),
+        (None, true) => DEV_LOG_FILTER,
+        (None, false) => config.log.level.as_str(),
+    };
+    // Held to the end: dropping it flushes the traces still buffered.
+    let telemetry =
+        crate::telemetry::init(filter, &config.log, &config.telemetry, runtime.handle());
     let result = runtime.block_on(run(cli, config));
     drop(telemetry);
     match result {
@@ -121,6 +133,38 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Policy(cmd) => policy::run(&cli.global, config, cmd).await,
         Command::Registry(cmd) => registry::run(cmd).await,
     }
+}
+
+/// What `ucms plugin dev` logs: the plugin's own lines, each request's trace, the host's news.
+const DEV_LOG_FILTER: &str = "info,ucms::plugin=trace,tower_http::trace=debug";
+
+/// The command-line reference (docs/cli-reference.md): every command's `--help`, generated so it
+/// can't drift from the code (a test compares it with the committed page).
+pub fn reference_markdown() -> String {
+    use clap::CommandFactory;
+    use std::fmt::Write as _;
+    fn walk(cmd: &mut clap::Command, path: &str, out: &mut String) {
+        let name = if path.is_empty() {
+            cmd.get_name().to_string()
+        } else {
+            format!("{path} {}", cmd.get_name())
+        };
+        let help = cmd.render_long_help().to_string();
+        let _ = write!(out, "\n## `{name}`\n\n```text\n{}\n```\n", help.trim_end());
+        let mut subs: Vec<clap::Command> = cmd.get_subcommands().cloned().collect();
+        for sub in &mut subs {
+            if sub.get_name() != "help" {
+                walk(sub, &name, out);
+            }
+        }
+    }
+    let mut out = String::from(
+        "# Command-line reference\n\n<!-- Generated from the clap definitions in host/src/cli by `cargo xtask docs`; a test fails when it is stale. Don't edit by hand. -->\n\nEvery `ucms` command with its `--help`. Global options (`--data`, `--config`, `--log`) work with every command; every configuration key can also be set with a `UCMS_…` variable (docs/configuration.md).\n",
+    );
+    let mut cmd = Cli::command().term_width(100);
+    cmd.build();
+    walk(&mut cmd, "", &mut out);
+    out
 }
 
 /// Asks a yes/no question on the terminal; without one, `--yes` is required.
@@ -145,4 +189,25 @@ pub(crate) fn confirm(question: &str, yes: bool) -> anyhow::Result<bool> {
 pub(crate) fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// docs/cli-reference.md is what [`super::reference_markdown`] generates. `UCMS_BLESS=1`
+    /// rewrites it.
+    #[test]
+    fn the_cli_reference_page_is_current() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/cli-reference.md");
+        let generated = super::reference_markdown();
+        if std::env::var_os("UCMS_BLESS").is_some() {
+            std::fs::write(&path, &generated).unwrap();
+            return;
+        }
+        let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            on_disk == generated,
+            "docs/cli-reference.md is stale: a command or option in host/src/cli changed\n  hint: run `cargo xtask docs` and commit the result"
+        );
+    }
 }

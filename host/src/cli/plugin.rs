@@ -66,25 +66,84 @@ pub enum PluginCommand {
     Enable { id: String },
     /// Disable a plugin: it keeps its data but serves nothing and receives no events.
     Disable { id: String },
-    /// Create a new plugin crate that builds and runs as it is.
+    /// Create a new plugin that builds, passes its own tests and runs as it is.
     New {
-        /// The plugin id (also the crate name and URL prefix), e.g. `my-plugin`.
+        /// The plugin id (also the crate or package name and URL prefix), e.g. `my-plugin`.
         name: String,
         /// Where to create it (default: ./NAME).
         #[arg(long)]
         dir: Option<PathBuf>,
-        /// Use this local checkout of the ucms-sdk crate instead of the published one.
+        /// The language: rust, ts (TypeScript) or python.
+        #[arg(long, default_value = "rust")]
+        lang: String,
+        /// What to start from: default, rest-resource, event-subscriber, webhook-relay,
+        /// admin-page (the last four in Rust).
+        #[arg(long, default_value = "default")]
+        template: String,
+        /// Use this local checkout of the language's SDK (sdk/rust, sdk/ts or sdk/python)
+        /// instead of the published one.
         #[arg(long)]
         sdk_path: Option<PathBuf>,
     },
-    /// Build a plugin crate into plugin.wasm and check it against its manifest.
+    /// Build a plugin (Rust, TypeScript or Python) into plugin.wasm and check it against its
+    /// manifest.
     Build {
-        /// The plugin crate (default: the current folder).
+        /// The plugin's folder (default: the current folder).
         #[arg(default_value = ".")]
         dir: PathBuf,
-        /// The cargo profile to build with.
+        /// The cargo profile to build with (Rust).
         #[arg(long, default_value = "release")]
         profile: String,
+        /// Compile the JavaScript engine's interpreter ahead of time with weval (TypeScript):
+        /// faster code, a larger component, a slower build.
+        #[arg(long)]
+        aot: bool,
+    },
+    /// Build the plugin, run it in a local site, and swap each new build in on every change to
+    /// its sources or manifest, without restarting the site.
+    Dev {
+        /// The plugin's folder (default: the current folder).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Where the development site listens (its data is in DIR/.ucms-dev).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Install into the site in --data, which a `ucms serve` elsewhere is serving, instead
+        /// of starting one.
+        #[arg(long)]
+        attach: bool,
+        /// The cargo profile to build with (Rust).
+        #[arg(long, default_value = "release")]
+        profile: String,
+    },
+    /// Build the plugin and run its tests (cargo test, node --test, or python -m unittest)
+    /// against a real host; extra arguments go to the test runner.
+    Test {
+        /// The plugin's folder (default: the current folder).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Arguments for the test runner.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Run a built plugin in a throw-away site driven by JSON lines on stdin (what the plugin
+    /// test kits start; see docs/plugin-testing.md).
+    Harness {
+        /// The plugin's folder (default: the current folder).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Build it first.
+        #[arg(long)]
+        build: bool,
+        /// A setting, as KEY=VALUE (VALUE is JSON, or else a string). Repeatable.
+        #[arg(long = "setting", value_name = "KEY=VALUE")]
+        settings: Vec<String>,
+        /// A secret, as NAME=VALUE. Repeatable.
+        #[arg(long = "secret", value_name = "NAME=VALUE")]
+        secrets: Vec<String>,
+        /// Let the plugin's outbound requests reach loopback and private addresses.
+        #[arg(long)]
+        allow_private_egress: bool,
     },
     /// Pack a built plugin folder into NAME-VERSION.ucpkg (reproducibly), after checking it.
     Pack {
@@ -157,25 +216,51 @@ pub async fn run(
         PluginCommand::New {
             name,
             dir,
+            lang,
+            template,
             sdk_path,
         } => {
             let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
-            authoring::new_plugin(&name, &dir, sdk_path.as_deref())?;
-            eprintln!("created plugin '{name}' in {}", dir.display());
+            let lang = authoring::Lang::parse(&lang)?;
+            let template = authoring::Template::parse(&template)?;
+            authoring::new_plugin(&authoring::NewOptions {
+                name: &name,
+                dir: &dir,
+                lang,
+                template,
+                sdk_path: sdk_path.as_deref(),
+            })?;
             eprintln!(
-                "next: cd {} && ucms plugin build && ucms plugin install . --yes && ucms serve",
+                "created the {} plugin '{name}' ({} template) in {}",
+                lang.name(),
+                template.name(),
+                dir.display()
+            );
+            let install = match lang {
+                authoring::Lang::Rust => "",
+                authoring::Lang::TypeScript => "npm install && ",
+                authoring::Lang::Python => {
+                    "python3 -m venv .venv && .venv/bin/pip install -e . && "
+                }
+            };
+            eprintln!(
+                "next: cd {} && {install}ucms plugin test && ucms plugin dev",
                 dir.display()
             );
             return Ok(());
         }
-        PluginCommand::Build { dir, profile } => {
-            let built = authoring::build_plugin(&dir, &profile).await?;
+        PluginCommand::Build { dir, profile, aot } => {
+            let built =
+                authoring::build_plugin(&dir, &authoring::BuildOptions { profile, aot }).await?;
             eprintln!(
-                "built {} {} → {} ({} KiB)",
+                "built {} {} ({}) → {} ({} KiB; {:.1} s, checked in {:.1} s)",
                 built.manifest.id,
                 built.manifest.version,
+                built.lang.name(),
                 built.wasm_path.display(),
-                built.size.div_ceil(1024)
+                built.size.div_ceil(1024),
+                built.build_time.as_secs_f64(),
+                built.check_time.as_secs_f64(),
             );
             for line in built.manifest.capabilities.describe() {
                 eprintln!("  capability  {line}");
@@ -189,6 +274,56 @@ pub async fn run(
             return Ok(());
         }
         PluginCommand::Pack { dir, out } => return pack(&dir, out.as_deref()).await,
+        PluginCommand::Dev {
+            dir,
+            listen,
+            attach,
+            profile,
+        } => {
+            return crate::dev::run(
+                config,
+                global.data_dir(),
+                crate::dev::DevOptions {
+                    dir,
+                    listen,
+                    attach,
+                    build: authoring::BuildOptions {
+                        profile,
+                        aot: false,
+                    },
+                },
+            )
+            .await;
+        }
+        PluginCommand::Test { dir, args } => return test(&dir, &args).await,
+        PluginCommand::Harness {
+            dir,
+            build,
+            settings,
+            secrets,
+            allow_private_egress,
+        } => {
+            let dir = authoring::plugin_dir(&dir);
+            if build {
+                // The build's progress goes to stderr; stdout carries only the protocol.
+                authoring::build_plugin(&dir, &authoring::BuildOptions::default()).await?;
+            }
+            crate::devlog::enable();
+            let options = crate::harness::HarnessOptions {
+                settings: parse_settings(&settings)?,
+                secrets: secrets
+                    .iter()
+                    .map(|s| {
+                        s.split_once('=')
+                            .map(|(k, v)| (k.to_string(), v.to_string()))
+                            .with_context(|| format!("'{s}' is not NAME=VALUE"))
+                    })
+                    .collect::<anyhow::Result<_>>()?,
+                allow_private_egress,
+            };
+            let harness = crate::harness::Harness::open(&dir, options).await?;
+            return crate::harness::serve_stdio(harness).await;
+        }
         PluginCommand::Keygen { publisher, out } => {
             let valid = !publisher.is_empty()
                 && publisher.len() <= 64
@@ -656,5 +791,81 @@ async fn publish(
         "published {} {} to {registry} ({})",
         entry.id, entry.version, entry.digest
     );
+    Ok(())
+}
+
+/// `KEY=VALUE` settings: VALUE as JSON when it parses, else as a string.
+fn parse_settings(settings: &[String]) -> anyhow::Result<toml::Table> {
+    let mut table = toml::Table::new();
+    for setting in settings {
+        let (key, value) = setting
+            .split_once('=')
+            .with_context(|| format!("'{setting}' is not KEY=VALUE"))?;
+        let json: serde_json::Value = serde_json::from_str(value)
+            .unwrap_or_else(|_| serde_json::Value::String(value.to_string()));
+        let value = toml::Value::try_from(json)
+            .with_context(|| format!("the setting {key} has no TOML form (null?)"))?;
+        table.insert(key.to_string(), value);
+    }
+    Ok(table)
+}
+
+/// `ucms plugin test`: builds once, then runs the language's test runner with this binary as
+/// the host the test kits start (`UCMS_BIN`), told the component is already built.
+async fn test(dir: &Path, args: &[String]) -> anyhow::Result<()> {
+    let dir = authoring::plugin_dir(dir);
+    let built = authoring::build_plugin(&dir, &authoring::BuildOptions::default()).await?;
+    eprintln!(
+        "built {} {} ({} KiB); running its tests",
+        built.manifest.id,
+        built.manifest.version,
+        built.size.div_ceil(1024)
+    );
+    let exe = std::env::current_exe().context("cannot find this ucms binary")?;
+    let mut cmd = match built.lang {
+        authoring::Lang::Rust => {
+            let mut cmd = std::process::Command::new(
+                std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
+            );
+            cmd.arg("test")
+                .arg("--manifest-path")
+                .arg(dir.join("Cargo.toml"));
+            cmd
+        }
+        authoring::Lang::TypeScript => {
+            let mut cmd = std::process::Command::new(
+                std::env::var("UCMS_NODE").unwrap_or_else(|_| "node".into()),
+            );
+            cmd.arg("--test");
+            cmd
+        }
+        authoring::Lang::Python => {
+            let python = [dir.join(".venv/bin/python")]
+                .into_iter()
+                .find(|p| p.is_file())
+                .unwrap_or_else(|| PathBuf::from("python3"));
+            let mut cmd = std::process::Command::new(python);
+            cmd.args(["-m", "unittest", "discover", "-s", "tests"]);
+            if let Some(sdk) = authoring::python::sdk_path(&dir) {
+                let mut path = std::ffi::OsString::from(sdk);
+                if let Some(existing) = std::env::var_os("PYTHONPATH") {
+                    path.push(":");
+                    path.push(existing);
+                }
+                cmd.env("PYTHONPATH", path);
+            }
+            cmd
+        }
+    };
+    let status = cmd
+        .args(args)
+        .current_dir(&dir)
+        .env("UCMS_BIN", exe)
+        .env("UCMS_PLUGIN_BUILT", "1")
+        .status()
+        .context("cannot run the test runner")?;
+    if !status.success() {
+        anyhow::bail!("the plugin's tests failed ({status})");
+    }
     Ok(())
 }

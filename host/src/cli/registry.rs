@@ -57,6 +57,7 @@ pub struct RegistryAt {
         id = "registry_data",
         long = "registry-data",
         env = "UCMS_REGISTRY_DATA",
+        hide_env_values = true,
         default_value = "./ucms-registry"
     )]
     pub data: PathBuf,
@@ -64,7 +65,8 @@ pub struct RegistryAt {
     #[arg(
         id = "registry_database",
         long = "registry-database",
-        env = "UCMS_REGISTRY_DATABASE"
+        env = "UCMS_REGISTRY_DATABASE",
+        hide_env_values = true
     )]
     pub database: Option<String>,
 }

@@ -495,6 +495,14 @@ impl Invoker {
         if !stdout.is_empty() {
             tracing::debug!(target: "ucms::plugin", plugin = plugin_id, request_id, stdout = %stdout.trim_end(), "plugin stdout");
         }
+        // The guest's call stack at a trap, for the log (function names when the component
+        // kept its name section, code offsets otherwise).
+        let backtrace = result
+            .as_ref()
+            .err()
+            .and_then(|e| e.downcast_ref::<wasmtime::WasmBacktrace>())
+            .map(guest_backtrace)
+            .unwrap_or_default();
         let outcome = result.map_err(|error| self.classify(error, &stderr, timeout));
         match &outcome {
             Ok(_) => {
@@ -519,6 +527,7 @@ impl Invoker {
                     elapsed_ms = elapsed.as_millis() as u64,
                     detail = %detail,
                     stderr = %stderr.trim_end(),
+                    backtrace = %backtrace,
                     "{error}"
                 );
             }
@@ -616,6 +625,24 @@ fn runaway_recursion(error: &wasmtime::Error) -> bool {
         *counts.entry(frame.func_index()).or_insert(0usize) += 1;
     }
     counts.values().any(|&n| n * 4 >= frames.len() * 3)
+}
+
+/// The innermost frames of a guest trap, one per line: `#0 my_plugin::handler (+0x1234)`.
+fn guest_backtrace(trace: &wasmtime::WasmBacktrace) -> String {
+    trace
+        .frames()
+        .iter()
+        .take(32)
+        .enumerate()
+        .map(|(i, frame)| {
+            let name = frame.func_name().unwrap_or("<unnamed>");
+            match frame.module_offset() {
+                Some(offset) => format!("#{i} {name} (+{offset:#x})"),
+                None => format!("#{i} {name}"),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// A permit from `semaphore`, waiting at most `wait` when none is free.

@@ -3,10 +3,13 @@
 //! storage on SQLite and on PostgreSQL.
 
 mod auth_flows;
+mod authoring;
 mod cli;
 mod cluster;
 mod data;
+mod dev;
 mod dns_server;
+mod docs;
 mod egress;
 mod events;
 mod fuzz_host;
