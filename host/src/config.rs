@@ -319,6 +319,11 @@ pub struct RuntimeConfig {
     /// Memory per instance slot kept resident and reset in place after use (pooling allocator),
     /// in KiB: faster reuse for a little more resident memory.
     pub memory_keep_resident_kib: u32,
+    /// Long-running guests (past `long-running-after-ms` of CPU in one call) computing at once,
+    /// across all plugins; they take turns every epoch tick. 0: half the cores, at least one.
+    pub long_running_lanes: u32,
+    /// CPU time after which an invocation counts as long-running.
+    pub long_running_after_ms: u32,
 }
 
 impl Default for RuntimeConfig {
@@ -329,6 +334,8 @@ impl Default for RuntimeConfig {
             epoch_tick_ms: 10,
             cache_compiled: true,
             memory_keep_resident_kib: 4096,
+            long_running_lanes: 0,
+            long_running_after_ms: 20,
         }
     }
 }

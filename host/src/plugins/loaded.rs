@@ -95,12 +95,12 @@ impl LoadedPlugin {
         ctx: Arc<PluginContext>,
         component: &Component,
         linker: &Linker<InvocationState>,
-        site_permits: Arc<tokio::sync::Semaphore>,
+        site: crate::runtime::SiteSlots,
     ) -> anyhow::Result<Self> {
         // The manifest validated these patterns with the same table.
         let routes = RouteTable::build(&ctx.manifest.routes).map_err(anyhow::Error::msg)?;
         Ok(Self {
-            invoker: Invoker::new(ctx, component, linker, site_permits)?,
+            invoker: Invoker::new(ctx, component, linker, site)?,
             routes,
         })
     }

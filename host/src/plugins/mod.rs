@@ -679,8 +679,7 @@ impl PluginManager {
         let mut linker = Linker::new(self.runtime.engine());
         capabilities::link(&mut linker, &inspection.imported)
             .map_err(|e| PluginError::Link(e.into()))?;
-        LoadedPlugin::new(ctx, &component, &linker, self.runtime.instance_permits())
-            .map_err(PluginError::Link)
+        LoadedPlugin::new(ctx, &component, &linker, self.runtime.slots()).map_err(PluginError::Link)
     }
 
     /// Installs the new snapshot and the event subscriptions of its enabled plugins.

@@ -345,8 +345,9 @@ pub struct Invoker {
     pub ctx: Arc<PluginContext>,
     pre: PluginPre<InvocationState>,
     permits: Arc<Semaphore>,
-    /// The site's instance slots, shared by every plugin (`[runtime] max-instances`).
-    site_permits: Arc<Semaphore>,
+    /// The site's instance slots (`[runtime] max-instances`) and CPU lanes, shared by every
+    /// plugin.
+    site: super::SiteSlots,
     /// How long a call waits for a free instance slot before it is refused as busy.
     queue_timeout: Duration,
 }
@@ -366,7 +367,7 @@ impl Invoker {
         ctx: Arc<PluginContext>,
         component: &Component,
         linker: &Linker<InvocationState>,
-        site_permits: Arc<Semaphore>,
+        site: super::SiteSlots,
     ) -> anyhow::Result<Self> {
         let instance_pre = linker.instantiate_pre(component)?;
         let pre = PluginPre::new(instance_pre)?;
@@ -376,7 +377,7 @@ impl Invoker {
             ctx,
             pre,
             permits,
-            site_permits,
+            site,
         })
     }
 
@@ -404,7 +405,7 @@ impl Invoker {
                 limit: self.ctx.limits.max_concurrency,
             });
         };
-        let Some(_site_slot) = acquire(&self.site_permits, self.queue_timeout).await else {
+        let Some(_site_slot) = acquire(&self.site.instances, self.queue_timeout).await else {
             metrics.refused(kind.as_str(), "site_busy");
             return Err(InvocationError::SiteBusy {
                 plugin: plugin_id.to_string(),
@@ -448,12 +449,22 @@ impl Invoker {
         };
         let cpu = Arc::new(CpuMeter::default());
         let meter = cpu.clone();
+        let lanes = self.site.cpu_lanes.clone();
+        let held = super::cpu::HeldLane::default();
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
+            let used = meter.used();
             if Instant::now() >= deadline {
                 Err(DeadlineExceeded(timeout).into())
-            } else if meter.used() > cpu_budget {
+            } else if used > cpu_budget {
                 Err(CpuBudgetExceeded(cpu_budget).into())
+            } else if lanes.is_long_running(used) {
+                // A long computation takes turns with the others on the site's few CPU lanes,
+                // so short requests keep the rest of the cores.
+                Ok(UpdateDeadline::YieldCustom(
+                    1,
+                    Box::pin(lanes.requeue(&held)),
+                ))
             } else {
                 // Let other tasks run between ticks; a busy guest can't hog a worker thread.
                 Ok(UpdateDeadline::Yield(1))

@@ -30,6 +30,15 @@ use crate::config::RuntimeConfig;
 pub use cache::ComponentCache;
 pub use context::PluginContext;
 
+/// What every invocation of the site draws from.
+#[derive(Debug, Clone)]
+pub struct SiteSlots {
+    /// Instances alive at once across all plugins (`[runtime] max-instances`).
+    pub instances: Arc<tokio::sync::Semaphore>,
+    /// Where long-running invocations take turns.
+    pub cpu_lanes: cpu::CpuLanes,
+}
+
 /// How instances get their memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Allocator {
@@ -45,6 +54,8 @@ pub struct Runtime {
     /// Instances that may exist at once across all plugins (`[runtime] max-instances`): enforced
     /// here whatever the allocator, and sized to match the pooling allocator's slots.
     instance_permits: Arc<tokio::sync::Semaphore>,
+    /// Where long-running invocations take turns (`[runtime] long-running-lanes`).
+    cpu_lanes: cpu::CpuLanes,
     allocator: Allocator,
     cache: Option<ComponentCache>,
     engine_hash: String,
@@ -119,6 +130,10 @@ impl Runtime {
             instance_permits: Arc::new(tokio::sync::Semaphore::new(
                 config.max_instances.max(1) as usize
             )),
+            cpu_lanes: cpu::CpuLanes::new(
+                config.long_running_lanes,
+                Duration::from_millis(u64::from(config.long_running_after_ms)),
+            ),
             allocator,
             cache,
             engine_hash,
@@ -132,9 +147,12 @@ impl Runtime {
         &self.engine
     }
 
-    /// The site-wide instance slots every invoker draws from.
-    pub fn instance_permits(&self) -> Arc<tokio::sync::Semaphore> {
-        self.instance_permits.clone()
+    /// What every invoker of the site shares: its instance slots and its CPU lanes.
+    pub fn slots(&self) -> SiteSlots {
+        SiteSlots {
+            instances: self.instance_permits.clone(),
+            cpu_lanes: self.cpu_lanes.clone(),
+        }
     }
 
     pub fn allocator(&self) -> Allocator {

@@ -67,8 +67,15 @@ async fn run(backend: Backend) {
     config.plugins.insert(
         "fuzzer".into(),
         PluginConfig {
-            allow_private_egress: true,
             secrets: [("token".to_string(), "s3cret".to_string())].into(),
+            ..Default::default()
+        },
+    );
+    // The fuzzer's outbound requests may reach the loopback echo server, nothing else internal.
+    config.policy.overrides.insert(
+        "fuzzer".into(),
+        ucms::policy::PluginOverride {
+            internal_networks: vec!["127.0.0.1/32".into()],
             ..Default::default()
         },
     );
