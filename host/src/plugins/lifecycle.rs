@@ -618,18 +618,7 @@ impl PluginManager {
                 serde_json::Value::Null,
             )
             .await;
-        let updated = Arc::new(Slot {
-            manifest: slot.manifest.clone(),
-            state,
-            wasm_sha256: slot.wasm_sha256.clone(),
-            installed_at: slot.installed_at,
-            updated_at: now,
-            source: slot.source.clone(),
-            previous_version: slot.previous_version.clone(),
-            signer: slot.signer.clone(),
-            quarantine,
-            loaded: slot.loaded.clone(),
-        });
+        let updated = Arc::new(slot.with_state(state, quarantine, now));
         let info = updated.info();
         self.services.metrics.plugin_state(
             id,

@@ -182,6 +182,27 @@ impl Slot {
         }
     }
 
+    /// The same plugin in another state, changed at `updated_at` (enable, disable, quarantine).
+    pub(crate) fn with_state(
+        &self,
+        state: PluginState,
+        quarantine: Option<Quarantine>,
+        updated_at: i64,
+    ) -> Slot {
+        Slot {
+            manifest: self.manifest.clone(),
+            state,
+            wasm_sha256: self.wasm_sha256.clone(),
+            installed_at: self.installed_at,
+            updated_at,
+            source: self.source.clone(),
+            previous_version: self.previous_version.clone(),
+            signer: self.signer.clone(),
+            quarantine,
+            loaded: self.loaded.clone(),
+        }
+    }
+
     /// The loaded plugin if it is enabled.
     pub fn runnable(&self) -> Option<&Arc<LoadedPlugin>> {
         match self.state {

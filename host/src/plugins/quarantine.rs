@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use futures::FutureExt;
 
-use super::{PluginError, PluginManager, PluginState, Quarantine, Slot};
+use super::{PluginError, PluginManager, PluginState, Quarantine};
 use crate::db::{now_ms, on_db};
 use crate::runtime::health::{Supervisor, Trip};
 
@@ -64,18 +64,11 @@ impl PluginManager {
                 serde_json::to_value(&quarantine).unwrap_or_default(),
             )
             .await;
-        let updated = Arc::new(Slot {
-            manifest: slot.manifest.clone(),
-            state: PluginState::Quarantined(quarantine.reason.clone()),
-            wasm_sha256: slot.wasm_sha256.clone(),
-            installed_at: slot.installed_at,
-            updated_at: now,
-            source: slot.source.clone(),
-            previous_version: slot.previous_version.clone(),
-            signer: slot.signer.clone(),
-            quarantine: Some(quarantine),
-            loaded: slot.loaded.clone(),
-        });
+        let updated = Arc::new(slot.with_state(
+            PluginState::Quarantined(quarantine.reason.clone()),
+            Some(quarantine),
+            now,
+        ));
         self.replace_slot(id, Some(updated)).await;
         Ok(true)
     }

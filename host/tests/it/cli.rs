@@ -37,8 +37,14 @@ pub fn ok(output: Output) -> String {
 
 /// Starts `ucms serve` on a free port; returns the child and its base URL.
 pub fn serve(data: &Path) -> (Child, String) {
+    serve_with(data, &[])
+}
+
+/// Starts `ucms serve` on a free port with extra environment variables.
+pub fn serve_with(data: &Path, env: &[(&str, &str)]) -> (Child, String) {
     let mut child = ucms(data)
         .args(["serve", "--listen", "127.0.0.1:0"])
+        .envs(env.iter().copied())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -400,27 +406,8 @@ async fn traces_of_a_request_reach_an_otlp_collector() {
         ])
         .output()
         .unwrap());
-    let mut child = ucms(&data)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env(
-            "UCMS_TELEMETRY__OTLP_ENDPOINT",
-            format!("http://{collector}"),
-        )
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let url = loop {
-        let line = lines
-            .next()
-            .expect("the server printed its address")
-            .unwrap();
-        if let Some(rest) = line.strip_prefix("UCMS serving on ") {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
+    let endpoint = format!("http://{collector}");
+    let (mut child, url) = serve_with(&data, &[("UCMS_TELEMETRY__OTLP_ENDPOINT", &endpoint)]);
 
     ucms::install_crypto_provider();
     let trace_id = "0af7651916cd43dd8448eb211c80319c";
