@@ -153,6 +153,10 @@ impl EventsGrant {
 pub struct HttpClientGrant {
     /// Destinations the plugin may call.
     pub hosts: Vec<HostPattern>,
+    /// `site-hosts = true`: the site decides further destinations at run time, with the
+    /// operator's `[policy.overrides.<id>] hosts` (a webhooks plugin, whose targets its users
+    /// choose). The host adds them to `hosts` when it prepares the plugin.
+    pub site_hosts: bool,
 }
 
 impl HttpClientGrant {
@@ -207,12 +211,19 @@ impl Capabilities {
                     )
                 }
                 Capability::HttpClient => {
-                    let hosts = self
+                    let (hosts, site_hosts) = self
                         .http_client
                         .as_ref()
-                        .map(|h| join(&h.hosts))
+                        .map(|h| (join(&h.hosts), h.site_hosts))
                         .unwrap_or_default();
-                    format!("http-client: {} (to {})", c.summary(), hosts)
+                    let to = match (hosts.is_empty(), site_hosts) {
+                        (_, false) => hosts,
+                        (true, true) => "the hosts the site's policy grants it".to_string(),
+                        (false, true) => {
+                            format!("{hosts} and the hosts the site's policy grants it")
+                        }
+                    };
+                    format!("http-client: {} (to {})", c.summary(), to)
                 }
                 _ => format!("{c}: {}", c.summary()),
             })

@@ -136,10 +136,12 @@ pub(crate) struct RawEvents {
 }
 
 #[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(crate) struct RawHttpClient {
     #[serde(default)]
     pub hosts: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub site_hosts: bool,
 }
 
 #[derive(Deserialize)]

@@ -384,6 +384,12 @@ pub const KEYS: &[Key] = &[
         default: "`[]`",
         doc: "Hosts the plugin may call; anything else is `denied`.",
     },
+    Key {
+        path: "capabilities.http-client.site-hosts",
+        kind: "boolean",
+        default: "false",
+        doc: "The site chooses further destinations: the operator lists them in the policy (`[policy.overrides.ID] hosts`) and the plugin may call those too; `hosts` may then be empty. For plugins whose targets their users pick, such as webhooks.",
+    },
     // routes
     Key {
         path: "routes[].method",

@@ -478,12 +478,13 @@ impl Validator<'_> {
         if let Some(http) = &raw.http_client
             && let Toggle::On(scopes) = http.get_ref()
         {
-            if scopes.hosts.is_empty() {
+            if scopes.hosts.is_empty() && !scopes.site_hosts {
                 self.problem_hint(
                     "capabilities.http-client",
                     http,
                     "the http-client capability grants no destination",
-                    "list them: http-client = { hosts = [\"api.example.com\"] }",
+                    "list them: http-client = { hosts = [\"api.example.com\"] }, or, when the \
+                     site decides where the plugin may call (webhooks), site-hosts = true",
                 );
             }
             let mut hosts = Vec::new();
@@ -493,7 +494,10 @@ impl Validator<'_> {
                     Err(e) => self.problem(format!("capabilities.http-client.hosts[{i}]"), h, e),
                 }
             }
-            caps.http_client = Some(HttpClientGrant { hosts });
+            caps.http_client = Some(HttpClientGrant {
+                hosts,
+                site_hosts: scopes.site_hosts,
+            });
         }
         if let Some(docs) = &raw.documents
             && let Toggle::On(scopes) = docs.get_ref()

@@ -387,3 +387,29 @@ upload = true"#
         ))
     );
 }
+
+#[test]
+fn site_hosts_lets_the_site_choose_the_destinations() {
+    let site = Manifest::parse(&with(
+        r#"http-client = { hosts = ["api.stripe.com", "*.example.com:8443"] }"#,
+        "http-client = { site-hosts = true }",
+    ))
+    .unwrap();
+    let grant = site.capabilities.http_client.as_ref().unwrap();
+    assert!(grant.site_hosts && grant.hosts.is_empty());
+    assert!(!grant.allows("api.stripe.com", 443));
+    assert!(
+        site.capabilities
+            .describe()
+            .iter()
+            .any(|line| line.ends_with("(to the hosts the site's policy grants it)")),
+        "{:?}",
+        site.capabilities.describe()
+    );
+    let none = problems(&with(
+        r#"http-client = { hosts = ["api.stripe.com", "*.example.com:8443"] }"#,
+        "http-client = { hosts = [] }",
+    ));
+    assert!(none.contains("grants no destination"), "{none}");
+    assert!(none.contains("site-hosts = true"), "{none}");
+}
