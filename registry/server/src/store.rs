@@ -743,14 +743,14 @@ impl Registry {
             });
         }
         match params.sort {
-            Sort::Downloads => hits.sort_by(|a, b| b.downloads.cmp(&a.downloads)),
+            Sort::Downloads => hits.sort_by_key(|h| std::cmp::Reverse(h.downloads)),
             Sort::Rating => hits.sort_by(|a, b| {
                 b.rating
                     .average
                     .total_cmp(&a.rating.average)
                     .then(b.rating.count.cmp(&a.rating.count))
             }),
-            Sort::Updated => hits.sort_by(|a, b| b.updated_at.cmp(&a.updated_at)),
+            Sort::Updated => hits.sort_by_key(|h| std::cmp::Reverse(h.updated_at)),
             Sort::Name => hits.sort_by(|a, b| a.latest.id.cmp(&b.latest.id)),
         }
         let total = hits.len();

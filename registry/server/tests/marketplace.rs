@@ -780,6 +780,24 @@ async fn pages_are_escaped_sanitized_and_locked_down() {
     assert_eq!(bad.status(), 422);
     assert!(bad.text().await.unwrap().contains("give 1 to 5 stars"));
 
+    // Reports are for the registry's admins only.
+    let reports = browser.get(market.url("/reports")).send().await.unwrap();
+    assert_eq!(reports.status(), 403);
+    market
+        .registry
+        .set_admin("carol@example.com", true)
+        .await
+        .unwrap();
+    let reports = browser.get(market.url("/reports")).send().await.unwrap();
+    assert_eq!(reports.status(), 200);
+    assert!(
+        reports
+            .text()
+            .await
+            .unwrap()
+            .contains("Nothing is reported.")
+    );
+
     let publisher = reqwest::get(market.url("/publishers/ucms"))
         .await
         .unwrap()
