@@ -410,28 +410,30 @@ pub(crate) async fn session_of(
     }
 }
 
+/// Whether cookies get `Secure`: when configured, or when a TLS-terminating proxy says the
+/// request came over HTTPS (a forged header can only make the cookie stricter).
+fn secure(r: &Registry, headers: &HeaderMap) -> bool {
+    r.config.secure_cookies
+        || headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"))
+}
+
 /// The `Set-Cookie` value that carries a session (HTTP-only, same-site Lax).
-pub(crate) fn session_cookie(r: &Registry, session: &Session) -> String {
+pub(crate) fn session_cookie(r: &Registry, headers: &HeaderMap, session: &Session) -> String {
     format!(
         "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{}",
         session.token,
         crate::market::SESSION_TTL_MS / 1000,
-        if r.config.secure_cookies {
-            "; Secure"
-        } else {
-            ""
-        }
+        if secure(r, headers) { "; Secure" } else { "" }
     )
 }
 
-pub(crate) fn clear_cookie(r: &Registry) -> String {
+pub(crate) fn clear_cookie(r: &Registry, headers: &HeaderMap) -> String {
     format!(
         "{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{}",
-        if r.config.secure_cookies {
-            "; Secure"
-        } else {
-            ""
-        }
+        if secure(r, headers) { "; Secure" } else { "" }
     )
 }
 
@@ -473,12 +475,16 @@ struct SignUpBody {
     password: String,
 }
 
-async fn sign_up(State(r): State<Shared>, body: Bytes) -> Result<Response, RegistryError> {
+async fn sign_up(
+    State(r): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, RegistryError> {
     let body: SignUpBody = json_body(&body, r#"{"email": "…", "name": "…", "password": "…"}"#)?;
     let session = r.sign_up(&body.email, &body.name, &body.password).await?;
     Ok(with_cookie(
         StatusCode::CREATED,
-        session_cookie(&r, &session),
+        session_cookie(&r, &headers, &session),
         session_json(&session),
     ))
 }
@@ -489,12 +495,16 @@ struct SignInBody {
     password: String,
 }
 
-async fn sign_in(State(r): State<Shared>, body: Bytes) -> Result<Response, RegistryError> {
+async fn sign_in(
+    State(r): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, RegistryError> {
     let body: SignInBody = json_body(&body, r#"{"email": "…", "password": "…"}"#)?;
     let session = r.sign_in(&body.email, &body.password).await?;
     Ok(with_cookie(
         StatusCode::OK,
-        session_cookie(&r, &session),
+        session_cookie(&r, &headers, &session),
         session_json(&session),
     ))
 }
@@ -514,7 +524,7 @@ async fn sign_out(State(r): State<Shared>, headers: HeaderMap) -> Result<Respons
     r.sign_out(&session.token).await?;
     Ok((
         StatusCode::NO_CONTENT,
-        [(http::header::SET_COOKIE, clear_cookie(&r))],
+        [(http::header::SET_COOKIE, clear_cookie(&r, &headers))],
     )
         .into_response())
 }

@@ -805,9 +805,9 @@ fn same_origin(headers: &HeaderMap) -> Result<(), RegistryError> {
     Ok(())
 }
 
-fn signed_in(r: &Registry, session: &Session, next: &str) -> Response {
+fn signed_in(r: &Registry, headers: &HeaderMap, session: &Session, next: &str) -> Response {
     let mut response = Redirect::to(next).into_response();
-    if let Ok(value) = HeaderValue::from_str(&session_cookie(r, session)) {
+    if let Ok(value) = HeaderValue::from_str(&session_cookie(r, headers, session)) {
         response
             .headers_mut()
             .insert(http::header::SET_COOKIE, value);
@@ -831,7 +831,7 @@ async fn account_post(
         r.sign_in(field("email"), field("password")).await
     };
     match result {
-        Ok(session) => Ok(signed_in(r, &session, &next)),
+        Ok(session) => Ok(signed_in(r, headers, &session, &next)),
         Err(RegistryError::Api {
             status, message, ..
         }) => {
@@ -876,7 +876,7 @@ async fn sign_out(
     let session = form_session(&r, &headers, &form).await?;
     r.sign_out(&session.token).await?;
     let mut response = Redirect::to("/").into_response();
-    if let Ok(value) = HeaderValue::from_str(&clear_cookie(&r)) {
+    if let Ok(value) = HeaderValue::from_str(&clear_cookie(&r, &headers)) {
         response
             .headers_mut()
             .insert(http::header::SET_COOKIE, value);
