@@ -60,9 +60,7 @@ pub fn route(req: &Request) -> ApiResult<Response> {
         ("POST", "/{type}/{id}/schedule") => schedule(req, p("type"), p("id")),
         ("GET", "/{type}/{id}/revisions") => list_revisions(req, p("type"), p("id")),
         ("GET", "/{type}/{id}/revisions/{n}") => get_revision(req, p("type"), p("id"), p("n")),
-        ("POST", "/{type}/{id}/revisions/{n}/restore") => {
-            restore(req, p("type"), p("id"), p("n"))
-        }
+        ("POST", "/{type}/{id}/revisions/{n}/restore") => restore(req, p("type"), p("id"), p("n")),
         (m, r) => Err(ApiError::new(
             404,
             "not_found",
@@ -82,7 +80,10 @@ fn body<T: serde::de::DeserializeOwned>(req: &Request) -> ApiResult<T> {
 }
 
 fn created_event(ty: &str, action: &str) -> ApiResult<()> {
-    ucms_sdk::events::publish("content.type.changed", &json!({"type": ty, "action": action}))?;
+    ucms_sdk::events::publish(
+        "content.type.changed",
+        &json!({"type": ty, "action": action}),
+    )?;
     Ok(())
 }
 
@@ -133,7 +134,10 @@ fn save_new_type(ty: ContentType) -> ApiResult<ContentType> {
         return Err(ApiError::new(
             409,
             "type_exists",
-            format!("the type '{}' exists: change it with PUT /api/content/types/{}", ty.name, ty.name),
+            format!(
+                "the type '{}' exists: change it with PUT /api/content/types/{}",
+                ty.name, ty.name
+            ),
         ));
     }
     store::ensure_storage(&ty)?;
@@ -200,7 +204,10 @@ fn apply_type_change(new: ContentType, dry_run: bool) -> ApiResult<(u16, Value)>
             };
             s.fields = migrate(&d.data.fields);
             s.published = d.data.published.as_ref().map(migrate);
-            for (version, fields) in [("draft", Some(&s.fields)), ("published", s.published.as_ref())] {
+            for (version, fields) in [
+                ("draft", Some(&s.fields)),
+                ("published", s.published.as_ref()),
+            ] {
                 let Some(fields) = fields else { continue };
                 let mut errs = schema::check_entry(&new, fields);
                 if s.locale != new.default_locale() {
@@ -220,7 +227,8 @@ fn apply_type_change(new: ContentType, dry_run: bool) -> ApiResult<(u16, Value)>
                 }
             }
             if store::strip(&s.fields) != store::strip(&d.data.fields)
-                || s.published.as_ref().map(store::strip) != d.data.published.as_ref().map(store::strip)
+                || s.published.as_ref().map(store::strip)
+                    != d.data.published.as_ref().map(store::strip)
             {
                 migrations.push((d.id.clone(), d.revision, s));
             }
@@ -257,7 +265,10 @@ fn apply_type_change(new: ContentType, dry_run: bool) -> ApiResult<(u16, Value)>
         .with("report", json!(lines)));
     }
     if dry_run {
-        return Ok((200, json!({"ok": true, "report": [], "migrates": migrations.len()})));
+        return Ok((
+            200,
+            json!({"ok": true, "report": [], "migrates": migrations.len()}),
+        ));
     }
     store::ensure_storage(&new)?;
     for chunk in migrations.chunks(200) {
@@ -303,7 +314,9 @@ fn delete_type(name: &str) -> ApiResult<Response> {
     }
     store::types().delete(name, None)?;
     created_event(name, "deleted")?;
-    Ok(Response::json(&json!({"deleted": name, "entries": deleted})))
+    Ok(Response::json(
+        &json!({"deleted": name, "entries": deleted}),
+    ))
 }
 
 fn export_schema() -> ApiResult<Response> {
@@ -323,7 +336,10 @@ fn import_schema(req: &Request) -> ApiResult<Response> {
         return Err(ApiError::new(
             422,
             "validation_failed",
-            format!("schema version {} is not supported; this plugin reads version 1", file.version),
+            format!(
+                "schema version {} is not supported; this plugin reads version 1",
+                file.version
+            ),
         ));
     }
     let mut types: Vec<ContentType> = file
@@ -368,7 +384,9 @@ fn import_schema(req: &Request) -> ApiResult<Response> {
         }
         types = waiting;
     }
-    Ok(Response::json(&json!({"created": created, "changed": changed, "unchanged": unchanged})))
+    Ok(Response::json(
+        &json!({"created": created, "changed": changed, "unchanged": unchanged}),
+    ))
 }
 
 // ---- entries: reading ----------------------------------------------------------------------
@@ -393,7 +411,12 @@ fn view(req: &Request, ty: &ContentType) -> ApiResult<(View, Grant)> {
         None | Some("") | Some("published") => Ok((View::Published, read)),
         Some("draft") => {
             let preview = access::require("preview", &ty.name)?;
-            Ok((View::Draft, Grant { own: read.own.or(preview.own) }))
+            Ok((
+                View::Draft,
+                Grant {
+                    own: read.own.or(preview.own),
+                },
+            ))
         }
         Some(other) => Err(ApiError::bad_query(format!(
             "status: '{other}' is not 'published' or 'draft'"
@@ -463,11 +486,19 @@ fn render(ty: &ContentType, s: &Stored, fallback: Option<&Stored>, shape: &Shape
 
 /// Renders a page of documents of one type with locale fallback and population: one batched
 /// read for the fallbacks and one per populated relation and level.
-fn render_all(ty: &ContentType, docs: &[Stored], shape: &Shape, depth: u32) -> ApiResult<Vec<Value>> {
+fn render_all(
+    ty: &ContentType,
+    docs: &[Stored],
+    shape: &Shape,
+    depth: u32,
+) -> ApiResult<Vec<Value>> {
     let default = ty.default_locale();
     let needs_fallback = shape.locale != default && ty.fields.iter().any(|f| f.localized);
     let fallbacks: BTreeMap<String, Stored> = if needs_fallback {
-        let ids: Vec<String> = docs.iter().map(|d| store::doc_id(&d.entry, default)).collect();
+        let ids: Vec<String> = docs
+            .iter()
+            .map(|d| store::doc_id(&d.entry, default))
+            .collect();
         store::entries(&ty.name)
             .get_many(ids)?
             .into_iter()
@@ -497,9 +528,15 @@ fn populate_field(
     shape: &Shape,
     depth: u32,
 ) -> ApiResult<()> {
-    let Some(field) = ty.field(name) else { return Ok(()) };
+    let Some(field) = ty.field(name) else {
+        return Ok(());
+    };
     let target_name = field.target.clone().unwrap_or_default();
-    let target = if target_name == ty.name { ty.clone() } else { store::load_type(&target_name)? };
+    let target = if target_name == ty.name {
+        ty.clone()
+    } else {
+        store::load_type(&target_name)?
+    };
     let mut ids = BTreeSet::new();
     for e in rendered.iter() {
         match &e["fields"][name] {
@@ -521,8 +558,12 @@ fn populate_field(
     let ids: Vec<String> = ids.into_iter().collect();
     let mut found: Vec<Stored> = Vec::new();
     for chunk in ids.chunks(1000) {
-        let docs = store::entries(&target.name)
-            .get_many(chunk.iter().map(|id| store::doc_id(id, &locale)).collect::<Vec<_>>())?;
+        let docs = store::entries(&target.name).get_many(
+            chunk
+                .iter()
+                .map(|id| store::doc_id(id, &locale))
+                .collect::<Vec<_>>(),
+        )?;
         found.extend(docs.into_iter().flatten().map(|d| d.data));
     }
     let inner_shape = Shape {
@@ -555,7 +596,10 @@ fn shape(req: &Request, ty: &ContentType, view: View) -> ApiResult<Shape> {
     Ok(Shape {
         view,
         locale: locale(req, ty)?.to_string(),
-        select: req.query("fields").map(|f| query::fields(ty, f)).transpose()?,
+        select: req
+            .query("fields")
+            .map(|f| query::fields(ty, f))
+            .transpose()?,
         populate: match req.query("populate") {
             Some(p) => query::populate(ty, p)?,
             None => Populate::default(),
@@ -574,9 +618,10 @@ fn cached(req: &Request, value: &Value, public: bool) -> Response {
     } else {
         "private, no-store".to_string()
     };
-    let matches = req
-        .header("if-none-match")
-        .is_some_and(|h| h.split(',').any(|t| t.trim().trim_start_matches("W/") == etag));
+    let matches = req.header("if-none-match").is_some_and(|h| {
+        h.split(',')
+            .any(|t| t.trim().trim_start_matches("W/") == etag)
+    });
     let response = if matches {
         Response::new(304)
     } else {
@@ -631,6 +676,8 @@ fn list(req: &Request, type_name: &str) -> ApiResult<Response> {
             "page: offsets stop at 10,000 entries; use cursor pagination (meta.next-cursor) to go further",
         ));
     }
+    // `cursor` (empty for the first page) asks for keyset pages: no total, no offset limit.
+    let keyset = req.query("cursor").is_some();
     let cursor = req.query("cursor").filter(|c| !c.is_empty());
     let col = store::entries(&ty.name);
 
@@ -670,9 +717,10 @@ fn list(req: &Request, type_name: &str) -> ApiResult<Response> {
             for (path, desc) in sort {
                 q = q.sort_by(path, desc);
             }
-            q = match cursor {
-                Some(c) => q.after(c),
-                None => q.offset(offset).with_total(),
+            q = match (keyset, cursor) {
+                (_, Some(c)) => q.after(c),
+                (true, None) => q,
+                (false, None) => q.offset(offset).with_total(),
             };
             let found = q.fetch()?;
             (
@@ -684,16 +732,24 @@ fn list(req: &Request, type_name: &str) -> ApiResult<Response> {
     let data = render_all(&ty, &docs, &shape, 0)?;
     if ty.kind == Kind::Single {
         let entry = data.into_iter().next().ok_or_else(|| {
-            ApiError::new(404, "entry_not_found", format!("the single type '{}' has no entry yet", ty.name))
+            ApiError::new(
+                404,
+                "entry_not_found",
+                format!("the single type '{}' has no entry yet", ty.name),
+            )
         })?;
         return Ok(cached(req, &json!({ "data": entry }), is_public_read(view)));
     }
     let mut meta = json!({"page-size": page_size, "next-cursor": next});
-    if cursor.is_none() {
+    if !keyset {
         meta["page"] = json!(page);
         meta["total"] = json!(total);
     }
-    Ok(cached(req, &json!({"data": data, "meta": meta}), is_public_read(view)))
+    Ok(cached(
+        req,
+        &json!({"data": data, "meta": meta}),
+        is_public_read(view),
+    ))
 }
 
 /// The stored entry `id` (or the entry whose slug is `id`) in `locale`.
@@ -759,7 +815,8 @@ fn run_hook(
     action: &str,
     fields: Map<String, Value>,
 ) -> ApiResult<Map<String, Value>> {
-    let value = json!({"type": ty.name, "id": id, "locale": locale, "action": action, "fields": fields});
+    let value =
+        json!({"type": ty.name, "id": id, "locale": locale, "action": action, "fields": fields});
     let out = hooks::run_json(point, &value)?;
     match out.get("fields") {
         Some(Value::Object(m)) => Ok(m.clone()),
@@ -814,7 +871,10 @@ fn create(req: &Request, type_name: &str) -> ApiResult<Response> {
         return Err(ApiError::new(
             409,
             "single_exists",
-            format!("'{}' is a single type and has its entry: change it with PUT", ty.name),
+            format!(
+                "'{}' is a single type and has its entry: change it with PUT",
+                ty.name
+            ),
         ));
     }
     let id = store::new_id(req.request_id());
@@ -875,7 +935,11 @@ fn bulk(req: &Request, type_name: &str) -> ApiResult<Response> {
         ));
     }
     if ty.kind == Kind::Single {
-        return Err(ApiError::new(409, "single_exists", "single types have one entry: use POST"));
+        return Err(ApiError::new(
+            409,
+            "single_exists",
+            "single types have one entry: use POST",
+        ));
     }
     let locale = ty.default_locale().to_string();
     let now = time::now_ms();
@@ -899,7 +963,9 @@ fn bulk(req: &Request, type_name: &str) -> ApiResult<Response> {
                 Some(Value::Array(a)) => a.clone(),
                 _ => continue,
             };
-            let slot = all_fields.entry(f.name.clone()).or_insert_with(|| Value::Array(Vec::new()));
+            let slot = all_fields
+                .entry(f.name.clone())
+                .or_insert_with(|| Value::Array(Vec::new()));
             if let Value::Array(a) = slot {
                 for id in ids {
                     if !a.contains(&id) {
@@ -957,7 +1023,12 @@ fn full_shape(ty: &ContentType, locale: &str) -> Shape {
 }
 
 /// The entry to change and the caller's grant, checked against "own".
-fn for_change(req: &Request, ty: &ContentType, id: &str, permission: &str) -> ApiResult<(Grant, Option<Doc<Stored>>, String)> {
+fn for_change(
+    req: &Request,
+    ty: &ContentType,
+    id: &str,
+    permission: &str,
+) -> ApiResult<(Grant, Option<Doc<Stored>>, String)> {
     let grant = access::require(permission, &ty.name)?;
     let locale = locale(req, ty)?.to_string();
     let doc = store::get(&ty.name, id, &locale)?;
@@ -972,7 +1043,11 @@ fn update(req: &Request, type_name: &str, id: &str) -> ApiResult<Response> {
     let (grant, doc, locale) = for_change(req, &ty, id, "update")?;
     let input: EntryInput = body(req)?;
     let default = ty.default_locale().to_string();
-    let base = if locale == default { None } else { store::get(&ty.name, id, &default)? };
+    let base = if locale == default {
+        None
+    } else {
+        store::get(&ty.name, id, &default)?
+    };
     let (current, expected) = match doc {
         Some(d) => (d.data, Some(d.revision)),
         None => {
@@ -1033,13 +1108,18 @@ fn write_fields(
     if !shared.is_empty() && ty.locales.len() > 1 {
         for other in store::locales_of(&ty.name, &current.entry)? {
             if other.data.locale != current.locale
-                && shared.iter().any(|(k, v)| other.data.fields.get(k) != Some(v))
+                && shared
+                    .iter()
+                    .any(|(k, v)| other.data.fields.get(k) != Some(v))
             {
                 let mut patch = shared.clone();
                 let mut lc = Map::new();
                 let mut rev = Map::new();
                 for (k, v) in &shared {
-                    if let (Some(s), true) = (v.as_str(), ty.field(k).is_some_and(|f| f.kind.has_shadows())) {
+                    if let (Some(s), true) = (
+                        v.as_str(),
+                        ty.field(k).is_some_and(|f| f.kind.has_shadows()),
+                    ) {
                         lc.insert(k.clone(), Value::String(s.to_lowercase()));
                         rev.insert(k.clone(), Value::String(s.chars().rev().collect()));
                     }
@@ -1059,7 +1139,13 @@ fn write_fields(
     }
     let doc = store::save(ty, current, expected, action, extra)?;
     let entry = render(ty, &doc.data, None, &full_shape(ty, &doc.data.locale));
-    Ok(Response::json(&json!({ "data": entry })).with_status(if expected.is_none() { 201 } else { 200 }))
+    Ok(
+        Response::json(&json!({ "data": entry })).with_status(if expected.is_none() {
+            201
+        } else {
+            200
+        }),
+    )
 }
 
 fn delete(req: &Request, type_name: &str, id: &str) -> ApiResult<Response> {
@@ -1084,10 +1170,21 @@ fn publish(req: &Request, type_name: &str, id: &str, on: bool) -> ApiResult<Resp
     let doc = doc.ok_or_else(|| store::not_found(&ty.name, id))?;
     let mut s = doc.data;
     let action = if on {
-        let fields = run_hook("content.before-publish", &ty, id, &locale, "publish", store::strip(&s.fields))?;
+        let fields = run_hook(
+            "content.before-publish",
+            &ty,
+            id,
+            &locale,
+            "publish",
+            store::strip(&s.fields),
+        )?;
         if fields != store::strip(&s.fields) {
             let default = ty.default_locale().to_string();
-            let base = if locale == default { None } else { store::get(&ty.name, id, &default)? };
+            let base = if locale == default {
+                None
+            } else {
+                store::get(&ty.name, id, &default)?
+            };
             validate(&ty, &fields, base.as_ref().map(|b| &b.data.fields))?;
             s.fields = fields;
         }
@@ -1097,7 +1194,11 @@ fn publish(req: &Request, type_name: &str, id: &str, on: bool) -> ApiResult<Resp
         Action::Publish
     } else {
         if s.published.is_none() {
-            return Err(ApiError::new(409, "not_published", format!("the entry '{id}' is not published")));
+            return Err(ApiError::new(
+                409,
+                "not_published",
+                format!("the entry '{id}' is not published"),
+            ));
         }
         s.published = None;
         s.scheduled_unpublish = None;
@@ -1119,7 +1220,9 @@ struct ScheduleInput {
 
 mod double_option {
     use serde::{Deserialize, Deserializer};
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Option<String>>, D::Error> {
         Option::<String>::deserialize(d).map(Some)
     }
 }
@@ -1129,15 +1232,22 @@ fn schedule(req: &Request, type_name: &str, id: &str) -> ApiResult<Response> {
     let (_, doc, locale) = for_change(req, &ty, id, "publish")?;
     let doc = doc.ok_or_else(|| store::not_found(&ty.name, id))?;
     let input: ScheduleInput = body(req)?;
-    let parse = |key: &str, v: Option<Option<String>>, current: Option<i64>| -> ApiResult<Option<i64>> {
-        match v {
-            None => Ok(current),
-            Some(None) => Ok(None),
-            Some(Some(s)) => time::parse_datetime(&s).map(Some).ok_or_else(|| {
-                ApiError::validation([(key.to_string(), "must be an RFC 3339 time like 2026-01-31T12:00:00Z".to_string())].into())
-            }),
-        }
-    };
+    let parse =
+        |key: &str, v: Option<Option<String>>, current: Option<i64>| -> ApiResult<Option<i64>> {
+            match v {
+                None => Ok(current),
+                Some(None) => Ok(None),
+                Some(Some(s)) => time::parse_datetime(&s).map(Some).ok_or_else(|| {
+                    ApiError::validation(
+                        [(
+                            key.to_string(),
+                            "must be an RFC 3339 time like 2026-01-31T12:00:00Z".to_string(),
+                        )]
+                        .into(),
+                    )
+                }),
+            }
+        };
     let mut s = doc.data;
     s.scheduled_publish = parse("publish-at", input.publish_at, s.scheduled_publish)?;
     s.scheduled_unpublish = parse("unpublish-at", input.unpublish_at, s.scheduled_unpublish)?;
@@ -1154,7 +1264,10 @@ fn list_revisions(req: &Request, type_name: &str, id: &str) -> ApiResult<Respons
     doc.ok_or_else(|| store::not_found(&ty.name, id))?;
     let page = store::revisions()
         .query()
-        .filter(Filter::all([Filter::eq("entry", id), Filter::eq("locale", locale.as_str())]))
+        .filter(Filter::all([
+            Filter::eq("entry", id),
+            Filter::eq("locale", locale.as_str()),
+        ]))
         .sort_desc("n")
         .limit(100)
         .fetch()?;
@@ -1181,7 +1294,10 @@ fn load_revision(ty: &ContentType, id: &str, locale: &str, n: u64) -> ApiResult<
             ApiError::new(
                 404,
                 "revision_not_found",
-                format!("the entry '{id}' of '{}' has no revision {n} in this locale", ty.name),
+                format!(
+                    "the entry '{id}' of '{}' has no revision {n} in this locale",
+                    ty.name
+                ),
             )
         })
 }
@@ -1193,7 +1309,9 @@ fn get_revision(req: &Request, type_name: &str, id: &str, n: &str) -> ApiResult<
     let n = revision_n(n)?;
     let rev = load_revision(&ty, id, &locale, n)?;
     let before = if n > 1 {
-        load_revision(&ty, id, &locale, n - 1).map(|r| r.fields).unwrap_or_default()
+        load_revision(&ty, id, &locale, n - 1)
+            .map(|r| r.fields)
+            .unwrap_or_default()
     } else {
         Map::new()
     };
@@ -1216,7 +1334,11 @@ fn restore(req: &Request, type_name: &str, id: &str, n: &str) -> ApiResult<Respo
         .collect();
     prepare(&ty, &mut fields);
     let default = ty.default_locale().to_string();
-    let base = if locale == default { None } else { store::get(&ty.name, id, &default)? };
+    let base = if locale == default {
+        None
+    } else {
+        store::get(&ty.name, id, &default)?
+    };
     validate(&ty, &fields, base.as_ref().map(|b| &b.data.fields))?;
     write_fields(&ty, doc.data, Some(doc.revision), fields, Action::Restore)
 }

@@ -32,7 +32,9 @@ fn field_schema(f: &Field) -> Value {
         FieldType::Email => json!({"type": "string", "format": "email"}),
         FieldType::Url => json!({"type": "string", "format": "uri"}),
         FieldType::Json => json!({}),
-        FieldType::Media => json!({"type": "object", "required": ["key"], "properties": {"key": {"type": "string"}, "content-type": {"type": "string"}, "alt": {"type": "string"}}}),
+        FieldType::Media => {
+            json!({"type": "object", "required": ["key"], "properties": {"key": {"type": "string"}, "content-type": {"type": "string"}, "alt": {"type": "string"}}})
+        }
         FieldType::Relation => {
             let target = f.target.clone().unwrap_or_default();
             let one = json!({"oneOf": [{"type": "string", "description": format!("the id of a '{target}' entry")}, {"$ref": format!("#/components/schemas/{target}")}]});

@@ -23,7 +23,10 @@ struct Item {
 enum Class {
     Any,
     Char(char),
-    Set { negated: bool, ranges: Vec<(char, char)> },
+    Set {
+        negated: bool,
+        ranges: Vec<(char, char)>,
+    },
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -44,7 +47,10 @@ fn err<T>(m: impl Into<String>) -> Result<T, PatternError> {
 
 fn escape(c: char) -> Result<Class, PatternError> {
     Ok(match c {
-        'd' => Class::Set { negated: false, ranges: vec![('0', '9')] },
+        'd' => Class::Set {
+            negated: false,
+            ranges: vec![('0', '9')],
+        },
         'w' => Class::Set {
             negated: false,
             ranges: vec![('a', 'z'), ('A', 'Z'), ('0', '9'), ('_', '_')],
@@ -54,7 +60,11 @@ fn escape(c: char) -> Result<Class, PatternError> {
             ranges: vec![(' ', ' '), ('\t', '\t'), ('\n', '\n'), ('\r', '\r')],
         },
         c if c.is_ascii_punctuation() => Class::Char(c),
-        c => return err(format!("'\\{c}' is not supported (use \\d, \\w, \\s or escape punctuation)")),
+        c => {
+            return err(format!(
+                "'\\{c}' is not supported (use \\d, \\w, \\s or escape punctuation)"
+            ));
+        }
     })
 }
 
@@ -117,7 +127,8 @@ impl Pattern {
                         } else {
                             c
                         };
-                        if chars.get(i) == Some(&'-') && chars.get(i + 1).is_some_and(|&n| n != ']') {
+                        if chars.get(i) == Some(&'-') && chars.get(i + 1).is_some_and(|&n| n != ']')
+                        {
                             let hi = chars[i + 1];
                             i += 2;
                             if hi < c {
@@ -135,8 +146,14 @@ impl Pattern {
                         "'{c}' (groups and alternatives) is not supported in patterns; use enumeration for alternatives"
                     ));
                 }
-                '*' | '+' | '?' | '{' => return err(format!("'{c}' must follow a character or class")),
-                '^' | '$' => return err(format!("'{c}' is only allowed at the start ('^') or end ('$')")),
+                '*' | '+' | '?' | '{' => {
+                    return err(format!("'{c}' must follow a character or class"));
+                }
+                '^' | '$' => {
+                    return err(format!(
+                        "'{c}' is only allowed at the start ('^') or end ('$')"
+                    ));
+                }
                 c => Class::Char(c),
             };
             let (min, max) = match chars.get(i) {
@@ -149,7 +166,13 @@ impl Pattern {
                         return err("a '{' is not closed with '}'");
                     };
                     let inner: String = chars[i + 1..close].iter().collect();
-                    let parse = |s: &str| s.trim().parse::<usize>().map_err(|_| PatternError(format!("'{{{inner}}}' is not a repeat count like {{2}} or {{1,3}}")));
+                    let parse = |s: &str| {
+                        s.trim().parse::<usize>().map_err(|_| {
+                            PatternError(format!(
+                                "'{{{inner}}}' is not a repeat count like {{2}} or {{1,3}}"
+                            ))
+                        })
+                    };
                     let (min, max) = match inner.split_once(',') {
                         None => {
                             let n = parse(&inner)?;
@@ -159,13 +182,19 @@ impl Pattern {
                         Some((a, b)) => (parse(a)?, parse(b)?),
                     };
                     if min > max || max > MAX_REPEAT {
-                        return err(format!("'{{{inner}}}': counts are 0 to {MAX_REPEAT}, the first not above the second"));
+                        return err(format!(
+                            "'{{{inner}}}': counts are 0 to {MAX_REPEAT}, the first not above the second"
+                        ));
                     }
                     i = close;
                     (min, max)
                 }
                 _ => {
-                    items.push(Item { class, min: 1, max: 1 });
+                    items.push(Item {
+                        class,
+                        min: 1,
+                        max: 1,
+                    });
                     continue;
                 }
             };
@@ -206,7 +235,11 @@ impl Pattern {
             }
             reach = next;
         }
-        if self.end { reach[n] } else { reach.iter().any(|&r| r) }
+        if self.end {
+            reach[n]
+        } else {
+            reach.iter().any(|&r| r)
+        }
     }
 }
 

@@ -46,9 +46,7 @@ pub fn bracket_tree(pairs: &[(String, String)], root: &str) -> ApiResult<Option<
         let mut r = rest;
         while let Some(inner) = r.strip_prefix('[') {
             let Some(end) = inner.find(']') else {
-                return Err(ApiError::bad_query(format!(
-                    "'{key}': a '[' is not closed"
-                )));
+                return Err(ApiError::bad_query(format!("'{key}': a '[' is not closed")));
             };
             segments.push(&inner[..end]);
             r = &inner[end + 1..];
@@ -63,7 +61,12 @@ pub fn bracket_tree(pairs: &[(String, String)], root: &str) -> ApiResult<Option<
     Ok(any.then_some(Value::Object(tree)))
 }
 
-fn insert(map: &mut Map<String, Value>, segments: &[&str], value: &str, key: &str) -> ApiResult<()> {
+fn insert(
+    map: &mut Map<String, Value>,
+    segments: &[&str],
+    value: &str,
+    key: &str,
+) -> ApiResult<()> {
     let (first, rest) = segments.split_first().expect("segments are not empty");
     if rest.is_empty() {
         match map.get_mut(*first) {
@@ -133,7 +136,9 @@ pub fn build_filter(
     depth: u32,
 ) -> ApiResult<Filter> {
     let Some(obj) = tree.as_object() else {
-        return Err(ApiError::bad_query("filters must name fields: filters[field][$eq]=value"));
+        return Err(ApiError::bad_query(
+            "filters must name fields: filters[field][$eq]=value",
+        ));
     };
     let mut parts = Vec::new();
     for (k, v) in obj {
@@ -151,9 +156,24 @@ pub fn build_filter(
                 }
             }
             "$not" => Filter::not(build_filter(ty, v, view, locale, depth)?),
-            "id" => ops(&Target { param, path: "entry".into(), field: None, meta_time: false, shadows: None }, v)?,
+            "id" => ops(
+                &Target {
+                    param,
+                    path: "entry".into(),
+                    field: None,
+                    meta_time: false,
+                    shadows: None,
+                },
+                v,
+            )?,
             "created-at" | "updated-at" | "published-at" => ops(
-                &Target { param, path: k.clone(), field: None, meta_time: true, shadows: None },
+                &Target {
+                    param,
+                    path: k.clone(),
+                    field: None,
+                    meta_time: true,
+                    shadows: None,
+                },
                 v,
             )?,
             name => {
@@ -199,7 +219,16 @@ fn field_filter(
     depth: u32,
 ) -> ApiResult<Filter> {
     if is_ops(v) || !v.is_object() {
-        return ops(&Target { param, path, field: Some(field), meta_time: false, shadows }, v);
+        return ops(
+            &Target {
+                param,
+                path,
+                field: Some(field),
+                meta_time: false,
+                shadows,
+            },
+            v,
+        );
     }
     let obj = v.as_object().expect("checked");
     match field.kind {
@@ -259,7 +288,12 @@ fn field_filter(
             let ids: Vec<String> = page
                 .documents
                 .iter()
-                .filter_map(|d| d.data.get("entry").and_then(Value::as_str).map(String::from))
+                .filter_map(|d| {
+                    d.data
+                        .get("entry")
+                        .and_then(Value::as_str)
+                        .map(String::from)
+                })
                 .collect();
             Ok(relation_match(field, &path, &ids))
         }
@@ -360,16 +394,25 @@ fn ops(t: &Target<'_>, v: &Value) -> ApiResult<Filter> {
             }
         };
         let string = |op: &str| -> ApiResult<String> {
-            one(op)?.as_str().map(String::from).ok_or_else(|| {
-                ApiError::bad_query(format!("{}[{op}] compares text", t.param))
-            })
+            one(op)?
+                .as_str()
+                .map(String::from)
+                .ok_or_else(|| ApiError::bad_query(format!("{}[{op}] compares text", t.param)))
         };
-        let null = || Filter::any([Filter::not(Filter::exists(path.clone())), Filter::is_null(path.clone())]);
+        let null = || {
+            Filter::any([
+                Filter::not(Filter::exists(path.clone())),
+                Filter::is_null(path.clone()),
+            ])
+        };
         let flag = |op: &str| -> ApiResult<bool> {
             match v.as_str() {
                 Some("true") | Some("") => Ok(true),
                 Some("false") => Ok(false),
-                _ => Err(ApiError::bad_query(format!("{}[{op}] is true or false", t.param))),
+                _ => Err(ApiError::bad_query(format!(
+                    "{}[{op}] is true or false",
+                    t.param
+                ))),
             }
         };
         let f = match op.as_str() {
@@ -407,14 +450,17 @@ fn ops(t: &Target<'_>, v: &Value) -> ApiResult<Filter> {
                 ])
             }
             "$contains" => Filter::contains(path.clone(), string(op)?),
-            "$notContains" | "$not-contains" => Filter::not(Filter::contains(path.clone(), string(op)?)),
+            "$notContains" | "$not-contains" => {
+                Filter::not(Filter::contains(path.clone(), string(op)?))
+            }
             "$containsi" | "$contains-i" => {
                 Filter::contains(shadow(0, op)?, string(op)?.to_lowercase())
             }
             "$startsWith" | "$starts-with" => Filter::starts_with(path.clone(), string(op)?),
-            "$endsWith" | "$ends-with" => {
-                Filter::starts_with(shadow(1, op)?, string(op)?.chars().rev().collect::<String>())
-            }
+            "$endsWith" | "$ends-with" => Filter::starts_with(
+                shadow(1, op)?,
+                string(op)?.chars().rev().collect::<String>(),
+            ),
             "$null" => {
                 if flag(op)? {
                     null()
@@ -510,7 +556,9 @@ pub fn populate(ty: &ContentType, param: &str) -> ApiResult<Populate> {
         let mut current_ty = ty.clone();
         let mut node = &mut root;
         for s in segments {
-            let field = current_ty.field(s).filter(|f| f.kind == FieldType::Relation);
+            let field = current_ty
+                .field(s)
+                .filter(|f| f.kind == FieldType::Relation);
             let Some(field) = field else {
                 return Err(ApiError::bad_query(format!(
                     "populate: '{s}' is not a relation of '{}'",

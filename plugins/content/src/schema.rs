@@ -470,7 +470,9 @@ fn check_fields(
                 if let Some(from) = &f.from {
                     match fields.iter().find(|g| &g.name == from) {
                         Some(g) if g.kind.is_text() => {}
-                        _ => bad(format!("'from' names '{from}', which is not a text field here")),
+                        _ => bad(format!(
+                            "'from' names '{from}', which is not a text field here"
+                        )),
                     }
                 }
             }
@@ -480,13 +482,16 @@ fn check_fields(
                 }
                 match &f.target {
                     None => bad("a relation needs a 'target' type".into()),
-                    Some(t) if *t != ty.name && !types.contains_key(t) => {
-                        bad(format!("the target type '{t}' does not exist: create it first"))
-                    }
+                    Some(t) if *t != ty.name && !types.contains_key(t) => bad(format!(
+                        "the target type '{t}' does not exist: create it first"
+                    )),
                     Some(_) => {}
                 }
                 if f.cardinality.is_none() {
-                    bad("a relation needs a 'cardinality': one-to-one, one-to-many or many-to-many".into());
+                    bad(
+                        "a relation needs a 'cardinality': one-to-one, one-to-many or many-to-many"
+                            .into(),
+                    );
                 }
             }
             FieldType::Component => match &f.fields {
@@ -555,7 +560,12 @@ impl FieldType {
     pub fn has_shadows(self) -> bool {
         matches!(
             self,
-            Self::ShortText | Self::LongText | Self::Email | Self::Url | Self::Slug | Self::Enumeration
+            Self::ShortText
+                | Self::LongText
+                | Self::Email
+                | Self::Url
+                | Self::Slug
+                | Self::Enumeration
         )
     }
 }
@@ -627,9 +637,10 @@ pub fn check_value(field: &Field, value: &Value, key: &str, errors: &mut FieldEr
         }
         FieldType::RichText => {
             if field.format.as_deref() == Some("blocks") {
-                let ok = value
-                    .as_array()
-                    .is_some_and(|a| a.iter().all(|b| b.get("type").is_some_and(Value::is_string)));
+                let ok = value.as_array().is_some_and(|a| {
+                    a.iter()
+                        .all(|b| b.get("type").is_some_and(Value::is_string))
+                });
                 if !ok {
                     bad("must be an array of blocks, each an object with a 'type'".into());
                 }
@@ -656,12 +667,18 @@ pub fn check_value(field: &Field, value: &Value, key: &str, errors: &mut FieldEr
             if let Some(min) = field.min.as_ref().and_then(Value::as_f64)
                 && n < min
             {
-                return bad(format!("must be at least {}", field.min.as_ref().unwrap_or(&Value::Null)));
+                return bad(format!(
+                    "must be at least {}",
+                    field.min.as_ref().unwrap_or(&Value::Null)
+                ));
             }
             if let Some(max) = field.max.as_ref().and_then(Value::as_f64)
                 && n > max
             {
-                bad(format!("must be at most {}", field.max.as_ref().unwrap_or(&Value::Null)));
+                bad(format!(
+                    "must be at most {}",
+                    field.max.as_ref().unwrap_or(&Value::Null)
+                ));
             }
         }
         FieldType::Boolean => {
@@ -698,7 +715,10 @@ pub fn check_value(field: &Field, value: &Value, key: &str, errors: &mut FieldEr
         }
         FieldType::Enumeration => {
             let values = field.values.as_deref().unwrap_or_default();
-            if !value.as_str().is_some_and(|s| values.iter().any(|v| v == s)) {
+            if !value
+                .as_str()
+                .is_some_and(|s| values.iter().any(|v| v == s))
+            {
                 bad(format!("must be one of: {}", values.join(", ")));
             }
         }
@@ -765,7 +785,10 @@ pub fn check_value(field: &Field, value: &Value, key: &str, errors: &mut FieldEr
             }
             let blocks = field.blocks.clone().unwrap_or_default();
             for (i, item) in items.iter().enumerate() {
-                let name = item.get("__block").and_then(Value::as_str).unwrap_or_default();
+                let name = item
+                    .get("__block")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
                 match blocks.get(name) {
                     None => {
                         errors.insert(
@@ -838,7 +861,12 @@ pub fn check_entry(ty: &ContentType, fields: &Map<String, Value>) -> FieldErrors
         }
     }
     for f in &ty.fields {
-        check_value(f, fields.get(&f.name).unwrap_or(&Value::Null), &f.name, &mut errors);
+        check_value(
+            f,
+            fields.get(&f.name).unwrap_or(&Value::Null),
+            &f.name,
+            &mut errors,
+        );
     }
     errors
 }

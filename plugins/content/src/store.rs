@@ -99,11 +99,11 @@ pub fn all_types() -> ApiResult<BTreeMap<String, ContentType>> {
 /// A new entry id: the time in milliseconds and some bits of a hash of the request, in hex.
 pub fn new_id(seed: &str) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in seed
-        .bytes()
-        .chain(time::now_ms().to_le_bytes())
-        .chain(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed).to_le_bytes())
-    {
+    for b in seed.bytes().chain(time::now_ms().to_le_bytes()).chain(
+        COUNTER
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .to_le_bytes(),
+    ) {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
@@ -283,7 +283,10 @@ pub fn unique_error(e: ucms_sdk::Error, ty: &ContentType) -> ApiError {
             "unique_violation",
             format!("another entry already has this value of '{f}': it must be unique"),
         )
-        .with("fields", json!({ f: "must be unique: another entry has this value" })),
+        .with(
+            "fields",
+            json!({ f: "must be unique: another entry has this value" }),
+        ),
         None => ApiError::new(409, "unique_violation", e.message()),
     }
 }
@@ -402,9 +405,11 @@ pub fn save_many(ty: &ContentType, items: Vec<Stored>) -> ApiResult<Vec<String>>
             at: s.updated_at,
             fields: strip(&s.fields),
         };
-        batch = batch
-            .insert_with_id(&col, &id, &s)
-            .insert_with_id(&revisions(), &format!("{id}.1"), &revision);
+        batch = batch.insert_with_id(&col, &id, &s).insert_with_id(
+            &revisions(),
+            &format!("{id}.1"),
+            &revision,
+        );
         ids.push(s.entry);
     }
     batch = batch.publish(
@@ -525,7 +530,11 @@ fn referrers(
                 .fetch()?
                 .documents
                 .into_iter()
-                .filter(|d| !plan.deletes.contains_key(&(other.name.clone(), d.id.clone())))
+                .filter(|d| {
+                    !plan
+                        .deletes
+                        .contains_key(&(other.name.clone(), d.id.clone()))
+                })
                 .collect();
             if found.is_empty() {
                 continue;
@@ -552,10 +561,14 @@ fn referrers(
                         ));
                     }
                     for d in found {
-                        if !cascaded.iter().any(|(t, e)| t.name == other.name && *e == d.data.entry) {
+                        if !cascaded
+                            .iter()
+                            .any(|(t, e)| t.name == other.name && *e == d.data.entry)
+                        {
                             cascaded.push((other.clone(), d.data.entry.clone()));
                         }
-                        plan.deletes.insert((other.name.clone(), d.id.clone()), d.data);
+                        plan.deletes
+                            .insert((other.name.clone(), d.id.clone()), d.data);
                     }
                 }
                 OnDelete::SetNull => {
@@ -596,7 +609,10 @@ pub fn check_relations(
     for f in ty.relations() {
         let ids: Vec<String> = match fields.get(&f.name) {
             Some(Value::String(s)) => vec![s.clone()],
-            Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect(),
             _ => continue,
         };
         if ids.is_empty() {

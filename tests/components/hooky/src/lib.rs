@@ -145,7 +145,10 @@ fn content_before_save(call: HookCall) -> HookOutcome {
     let Ok(mut value) = call.json::<Value>() else {
         return HookOutcome::Rejected("the entry is not JSON".into());
     };
-    let title = value["fields"]["title"].as_str().unwrap_or_default().to_string();
+    let title = value["fields"]["title"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     if title.contains("forbidden") {
         return HookOutcome::Rejected(format!("the title '{title}' contains a forbidden word"));
     }
@@ -160,7 +163,11 @@ fn content_before_publish(call: HookCall) -> HookOutcome {
     let Ok(value) = call.json::<Value>() else {
         return HookOutcome::Rejected("the entry is not JSON".into());
     };
-    if value["fields"]["title"].as_str().unwrap_or_default().contains("embargo") {
+    if value["fields"]["title"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("embargo")
+    {
         return HookOutcome::Rejected("this entry is under embargo".into());
     }
     HookOutcome::Unchanged
