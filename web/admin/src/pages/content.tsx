@@ -368,7 +368,7 @@ export function TypeBuilder({ name }: { name?: string }) {
       <form onSubmit={save} class="type-builder" aria-label="Content type">
         <div class="row">
           <Field label="Name (in URLs)" id="type-name" hint="a-z, 0-9 and dashes">
-            <input id="type-name" required readOnly={!!name} pattern="[a-z][a-z0-9-]*" value={type.name} onInput={(e) => update({ ...type, name: e.currentTarget.value })} />
+            <input id="type-name" required readOnly={!!name} pattern="[a-z][a-z0-9\-]*" value={type.name} onInput={(e) => update({ ...type, name: e.currentTarget.value })} />
           </Field>
           <Field label="Display name" id="type-display">
             <input id="type-display" value={type['display-name'] ?? ''} onInput={(e) => update({ ...type, 'display-name': e.currentTarget.value })} />
@@ -593,7 +593,7 @@ export function EntryList({ type }: { type: string }) {
 
 function FieldInput({ f, value, onChange, id, error }: { f: FieldDef; value: any; onChange: (v: any) => void; id: string; error?: string }) {
   const label = `${f.name}${f.required ? ' *' : ''}`;
-  const input = (type: "text" | "number" | "date" | "email" | "url", conv: (s: string) => any = (s) => s) => (
+  const input = (type: "text" | "date" | "email" | "url", conv: (s: string) => any = (s) => s) => (
     <Field label={label} id={id} error={error}>
       <input id={id} type={type as "text"} required={f.required} value={value ?? ''} aria-invalid={error ? 'true' : undefined} onInput={(e) => onChange(conv(e.currentTarget.value))} />
     </Field>
@@ -609,7 +609,21 @@ function FieldInput({ f, value, onChange, id, error }: { f: FieldDef; value: any
       );
     case 'integer':
     case 'decimal':
-      return input('number', (s) => (s === '' ? null : Number(s)));
+      return (
+        <Field label={label} id={id} error={error}>
+          <input
+            id={id}
+            type="number"
+            step={f.type === 'integer' ? 1 : 'any'}
+            min={typeof f.min === 'number' ? f.min : undefined}
+            max={typeof f.max === 'number' ? f.max : undefined}
+            required={f.required}
+            value={value ?? ''}
+            aria-invalid={error ? 'true' : undefined}
+            onInput={(e) => onChange(e.currentTarget.value === '' ? null : Number(e.currentTarget.value))}
+          />
+        </Field>
+      );
     case 'boolean':
       return (
         <label class="check">

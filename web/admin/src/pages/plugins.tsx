@@ -210,6 +210,7 @@ export function PluginDetail({ id }: { id: string }) {
               {p.subscriptions.length ? <CapabilityList items={p.subscriptions} /> : <p class="muted">none</p>}
             </article>
           </div>
+          <Metrics id={id} />
           <DeadLetters id={id} />
         </>
       )}
@@ -265,6 +266,52 @@ function DeadLetters({ id }: { id: string }) {
           </tbody>
         </table>
       )}
+    </section>
+  );
+}
+
+function Metrics({ id }: { id: string }) {
+  const metrics = useLoad(() => get<{ samples: { name: string; labels: Record<string, string>; value: number }[] }>(`/api/ucms/plugins/${id}/metrics`), [id]);
+  return (
+    <section aria-labelledby="metrics-h">
+      <h2 id="metrics-h">Metrics (this node)</h2>
+      <ErrorBox error={metrics.error} />
+      {metrics.data && metrics.data.samples.length === 0 && <p class="muted">Nothing recorded yet.</p>}
+      {metrics.data && metrics.data.samples.length > 0 && (
+        <div class="table-wrap">
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Metric</th>
+                <th scope="col">Labels</th>
+                <th scope="col">Value</th>
+              </tr>
+            </thead>
+            <tbody>
+              {metrics.data.samples.map((m, i) => (
+                <tr key={i}>
+                  <td>
+                    <code>{m.name}</code>
+                  </td>
+                  <td>
+                    {Object.entries(m.labels).map(([k, v]) => (
+                      <code key={k} class="chip">
+                        {k}={v}
+                      </code>
+                    ))}
+                  </td>
+                  <td>{Number.isInteger(m.value) ? m.value : m.value.toFixed(4)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      <p>
+        <button type="button" onClick={metrics.reload}>
+          Refresh
+        </button>
+      </p>
     </section>
   );
 }
