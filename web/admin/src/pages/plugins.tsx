@@ -210,6 +210,7 @@ export function PluginDetail({ id }: { id: string }) {
               {p.subscriptions.length ? <CapabilityList items={p.subscriptions} /> : <p class="muted">none</p>}
             </article>
           </div>
+          <Settings id={id} />
           <Metrics id={id} />
           <DeadLetters id={id} />
         </>
@@ -312,6 +313,62 @@ function Metrics({ id }: { id: string }) {
           Refresh
         </button>
       </p>
+    </section>
+  );
+}
+
+interface SettingsAnswer {
+  schema: { name: string; kind: string; description: string; default: unknown; required: boolean }[];
+  values: Record<string, unknown>;
+  problem: string | null;
+  how_to_change: string;
+}
+
+/** A form generated from the plugin's settings schema, showing the values in force. They are
+ * the operator's configuration (ucms.toml), so it is read-only and says how to change them. */
+function Settings({ id }: { id: string }) {
+  const settings = useLoad(() => get<SettingsAnswer>(`/api/ucms/plugins/${id}/settings`), [id]);
+  const s = settings.data;
+  return (
+    <section aria-labelledby="settings-h">
+      <h2 id="settings-h">Settings</h2>
+      <ErrorBox error={settings.error} />
+      {s && s.schema.length === 0 && <p class="muted">This plugin has no settings.</p>}
+      {s && s.schema.length > 0 && (
+        <form class="panel" aria-describedby="settings-how" onSubmit={(e) => e.preventDefault()}>
+          {s.problem && (
+            <div class="warning" role="status">
+              {s.problem}
+            </div>
+          )}
+          {s.schema.map((f) => {
+            const value = s.values[f.name] ?? f.default;
+            const fid = `setting-${f.name}`;
+            return (
+              <div class="field" key={f.name}>
+                <label for={fid}>
+                  {f.name}
+                  {f.required ? ' *' : ''} <span class="muted small">({f.kind})</span>
+                </label>
+                {f.kind === 'boolean' ? (
+                  <input id={fid} type="checkbox" checked={!!value} disabled />
+                ) : (
+                  <input
+                    id={fid}
+                    type={(f.kind === 'integer' || f.kind === 'number' ? 'number' : 'text') as 'text'}
+                    value={typeof value === 'string' || typeof value === 'number' ? value : value === undefined ? '' : JSON.stringify(value)}
+                    readOnly
+                  />
+                )}
+                <small>{f.description}</small>
+              </div>
+            );
+          })}
+          <p id="settings-how" class="muted small">
+            To change them: {s.how_to_change}.
+          </p>
+        </form>
+      )}
     </section>
   );
 }
