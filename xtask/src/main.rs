@@ -261,6 +261,19 @@ fn ensure_plugin_toolchains(ci: bool) -> anyhow::Result<()> {
             problems.push("`npm ci` in sdk/ts failed (is Node.js 20+ with npm installed?)");
         }
     }
+    // The marketplace's browser test drives Chromium with playwright-core (tests/browser).
+    let browser = root().join("tests/browser");
+    if !browser.join("node_modules/playwright-core").is_dir() {
+        eprintln!("xtask: installing the browser tests' playwright-core (npm ci in tests/browser)");
+        let installed = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&browser)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !installed {
+            problems.push("`npm ci` in tests/browser failed (is Node.js 20+ with npm installed?)");
+        }
+    }
     let componentize_py = |cmd: &mut Command| {
         cmd.arg("--version")
             .stdout(std::process::Stdio::null())
