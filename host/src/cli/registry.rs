@@ -39,6 +39,16 @@ pub enum RegistryCommand {
         #[command(flatten)]
         at: RegistryAt,
     },
+    /// Make a marketplace account a registry admin (it sees reported reviews), or take that away.
+    SetAdmin {
+        /// The account's email, as it signed up on the marketplace.
+        email: String,
+        /// Take the admin role away instead.
+        #[arg(long)]
+        revoke: bool,
+        #[command(flatten)]
+        at: RegistryAt,
+    },
     /// Print the registry's public key, for sites' [trust] registries.
     Key {
         #[command(flatten)]
@@ -77,13 +87,25 @@ pub struct ServeArgs {
     pub at: RegistryAt,
     #[arg(long, default_value = "127.0.0.1:7070")]
     pub listen: SocketAddr,
+    /// Mark the marketplace's session cookie `Secure` on every response (it is already when a
+    /// TLS-terminating proxy sends `X-Forwarded-Proto: https`).
+    #[arg(long)]
+    pub secure_cookies: bool,
 }
 
 impl RegistryAt {
     async fn open(&self) -> anyhow::Result<std::sync::Arc<Registry>> {
+        self.open_with(|_| {}).await
+    }
+
+    async fn open_with(
+        &self,
+        adjust: impl FnOnce(&mut RegistryConfig),
+    ) -> anyhow::Result<std::sync::Arc<Registry>> {
         crate::install_crypto_provider();
         let mut config = RegistryConfig::new(&self.data, crate::wit::SUPPORTED_API.to_vec());
         config.database_url = self.database.clone();
+        adjust(&mut config);
         Registry::open(config).await
     }
 }
@@ -91,7 +113,11 @@ impl RegistryAt {
 pub async fn run(command: RegistryCommand) -> anyhow::Result<()> {
     match command {
         RegistryCommand::Serve(args) => {
-            let registry = args.at.open().await?;
+            let secure_cookies = args.secure_cookies;
+            let registry = args
+                .at
+                .open_with(|config| config.secure_cookies |= secure_cookies)
+                .await?;
             let listener = tokio::net::TcpListener::bind(args.listen)
                 .await
                 .with_context(|| {
@@ -141,6 +167,15 @@ pub async fn run(command: RegistryCommand) -> anyhow::Result<()> {
             let registry = at.open().await?;
             registry.revoke_key(&KeyId(key_id.clone()), &reason).await?;
             eprintln!("revoked {key_id}");
+        }
+        RegistryCommand::SetAdmin { email, revoke, at } => {
+            let registry = at.open().await?;
+            registry.set_admin(&email, !revoke).await?;
+            if revoke {
+                eprintln!("'{email}' is no longer a registry admin");
+            } else {
+                eprintln!("'{email}' is a registry admin: it sees reported reviews at /reports");
+            }
         }
         RegistryCommand::Key { at, json } => {
             let registry = at.open().await?;

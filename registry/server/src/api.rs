@@ -3,6 +3,10 @@
 //! Reads (`/index/…`, `/keys/…`, downloads, search) are public and cacheable: index files and
 //! the snapshot carry an ETag and answer `If-None-Match` with 304. Writes need a publisher token
 //! (`Authorization: Bearer ucmsr_…`) and are rate-limited per token.
+//!
+//! The marketplace's endpoints (publishers, reviews, ratings, sign-in) are here too. Marketplace
+//! accounts sign in with `POST /api/v1/session`, which sets an HTTP-only session cookie and
+//! returns a CSRF token; every write made with the cookie must send it in `X-CSRF-Token`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -20,7 +24,8 @@ use ucms_package::keys::{KeyId, PublicKeyFile};
 use ucms_package::signature::PackageSignature;
 use ucms_package::trust::Rotation;
 
-use crate::store::decode_header_json;
+use crate::market::{PublisherInfo, Session};
+use crate::store::{SearchParams, SearchResults, Sort, decode_header_json};
 use crate::{Registry, RegistryError};
 
 type Shared = Arc<Registry>;
@@ -48,6 +53,22 @@ pub(crate) fn router(registry: Shared) -> Router {
             put(add_owner).delete(remove_owner),
         )
         .route("/api/v1/search", get(search))
+        .route("/api/v1/publishers/{name}", get(publisher_page))
+        .route("/api/v1/packages/{id}/reviews", get(reviews))
+        .route(
+            "/api/v1/packages/{id}/reviews/mine",
+            put(put_review).delete(delete_review),
+        )
+        .route(
+            "/api/v1/packages/{id}/reviews/{author}/report",
+            post(report_review),
+        )
+        .route("/api/v1/reports", get(reports))
+        .route("/api/v1/users", post(sign_up))
+        .route(
+            "/api/v1/session",
+            get(current_session).post(sign_in).delete(sign_out),
+        )
         .route("/api/v1/keys", post(add_key))
         .route("/api/v1/keys/rotations", post(add_rotation))
         .route("/api/v1/keys/{key_id}/revoke", post(revoke_key))
@@ -72,10 +93,18 @@ impl RateLimiter {
         }
     }
 
-    fn admit(&self, token_id: &str) -> Result<(), RegistryError> {
+    pub(crate) fn admit(&self, token_id: &str) -> Result<(), RegistryError> {
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         let rate = self.per_minute / 60.0;
+        // Keys can come from anyone (sign-in emails): forget buckets that have refilled, so the
+        // map stays bounded by the keys active in the last minute.
+        if buckets.len() > 10_000 {
+            let full = self.per_minute;
+            buckets.retain(|_, (tokens, last)| {
+                *tokens + now.duration_since(*last).as_secs_f64() * rate < full
+            });
+        }
         let (tokens, last) = buckets
             .entry(token_id.to_string())
             .or_insert((self.per_minute, now));
@@ -225,9 +254,29 @@ async fn package(
     let versions = entries
         .get(&id)
         .ok_or_else(|| RegistryError::not_found(format!("no package '{id}' is published here")))?;
-    Ok(Json(
-        json!({ "id": id, "owners": r.owners(&id).await?, "versions": versions }),
-    ))
+    let latest = versions
+        .iter()
+        .filter(|e| !e.yanked)
+        .max_by(|a, b| a.version.cmp(&b.version))
+        .or(versions.last());
+    let mut documents = r.documents(&id).await?;
+    let (readme, changelog) = latest
+        .and_then(|l| documents.remove(&l.version.to_string()))
+        .unwrap_or_default();
+    let verified = match latest {
+        Some(l) => r.verified_publishers().await?.contains(&l.publisher),
+        None => false,
+    };
+    Ok(Json(json!({
+        "id": id,
+        "owners": r.owners(&id).await?,
+        "versions": versions,
+        "downloads": r.downloads(&id).await?,
+        "rating": r.rating(&id).await?,
+        "verified": verified,
+        "readme": readme,
+        "changelog": changelog,
+    })))
 }
 
 async fn yank(
@@ -279,28 +328,285 @@ async fn remove_owner(
     ))
 }
 
-#[derive(Debug, Deserialize)]
-struct SearchQuery {
-    #[serde(default)]
-    q: String,
-    category: Option<String>,
-    capability: Option<String>,
-    limit: Option<usize>,
+/// Reads the search parameters, naming any that is wrong.
+pub(crate) fn search_params(
+    query: &HashMap<String, String>,
+) -> Result<SearchParams, RegistryError> {
+    let text = |name: &str| {
+        query
+            .get(name)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let number = |name: &str| -> Result<Option<usize>, RegistryError> {
+        text(name)
+            .map(|v| {
+                v.parse::<usize>().map_err(|_| {
+                    RegistryError::bad_request(format!(
+                        "'{name}' is '{v}'; it must be a positive whole number"
+                    ))
+                })
+            })
+            .transpose()
+    };
+    let sort = match text("sort").as_deref() {
+        None | Some("downloads") => Sort::Downloads,
+        Some("rating") => Sort::Rating,
+        Some("updated") => Sort::Updated,
+        Some("name") => Sort::Name,
+        Some(other) => {
+            return Err(RegistryError::bad_request(format!(
+                "cannot sort by '{other}': use sort=downloads, rating, updated or name"
+            )));
+        }
+    };
+    Ok(SearchParams {
+        q: text("q").unwrap_or_default(),
+        category: text("category"),
+        capability: text("capability"),
+        sort,
+        page: number("page")?.unwrap_or(1).max(1),
+        per_page: number("per_page")?
+            .or(number("limit")?)
+            .unwrap_or(20)
+            .clamp(1, 200),
+    })
 }
 
 async fn search(
     State(r): State<Shared>,
-    Query(q): Query<SearchQuery>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<SearchResults>, RegistryError> {
+    let params = search_params(&query)?;
+    Ok(Json(r.search(&params).await?))
+}
+
+async fn publisher_page(
+    State(r): State<Shared>,
+    Path(name): Path<String>,
+) -> Result<Json<PublisherInfo>, RegistryError> {
+    Ok(Json(r.publisher_info(&name).await?))
+}
+
+/// The marketplace session cookie's name.
+pub(crate) const SESSION_COOKIE: &str = "ucms_market";
+
+/// The session the request's cookie names, if it is live.
+pub(crate) async fn session_of(
+    r: &Registry,
+    headers: &HeaderMap,
+) -> Result<Option<Session>, RegistryError> {
+    let token = headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.to_string());
+    match token {
+        Some(token) => r.session(&token).await,
+        None => Ok(None),
+    }
+}
+
+/// Whether cookies get `Secure`: when configured, or when a TLS-terminating proxy says the
+/// request came over HTTPS (a forged header can only make the cookie stricter).
+fn secure(r: &Registry, headers: &HeaderMap) -> bool {
+    r.config.secure_cookies
+        || headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"))
+}
+
+/// The `Set-Cookie` value that carries a session (HTTP-only, same-site Lax).
+pub(crate) fn session_cookie(r: &Registry, headers: &HeaderMap, session: &Session) -> String {
+    format!(
+        "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{}",
+        session.token,
+        crate::market::SESSION_TTL_MS / 1000,
+        if secure(r, headers) { "; Secure" } else { "" }
+    )
+}
+
+pub(crate) fn clear_cookie(r: &Registry, headers: &HeaderMap) -> String {
+    format!(
+        "{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{}",
+        if secure(r, headers) { "; Secure" } else { "" }
+    )
+}
+
+/// The signed-in session of a write request: it must carry the session's CSRF token in
+/// `X-CSRF-Token`.
+async fn signed_in_write(r: &Registry, headers: &HeaderMap) -> Result<Session, RegistryError> {
+    let session = session_of(r, headers).await?.ok_or_else(|| {
+        RegistryError::unauthorized("sign in first: POST /api/v1/session sets the session cookie")
+    })?;
+    let presented = headers
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !session.csrf_matches(presented) {
+        return Err(RegistryError::forbidden(
+            "the X-CSRF-Token header is missing or wrong: send the csrf_token that sign-in returned",
+        ));
+    }
+    Ok(session)
+}
+
+fn json_body<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, RegistryError> {
+    serde_json::from_slice(body)
+        .map_err(|e| RegistryError::bad_request(format!("the body is not {what}: {e}")))
+}
+
+fn session_json(session: &Session) -> serde_json::Value {
+    json!({ "user": session.user, "csrf_token": session.csrf })
+}
+
+fn with_cookie(status: StatusCode, cookie: String, body: serde_json::Value) -> Response {
+    (status, [(http::header::SET_COOKIE, cookie)], Json(body)).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct SignUpBody {
+    email: String,
+    name: String,
+    password: String,
+}
+
+async fn sign_up(
+    State(r): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, RegistryError> {
+    let body: SignUpBody = json_body(&body, r#"{"email": "…", "name": "…", "password": "…"}"#)?;
+    let session = r.sign_up(&body.email, &body.name, &body.password).await?;
+    Ok(with_cookie(
+        StatusCode::CREATED,
+        session_cookie(&r, &headers, &session),
+        session_json(&session),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+struct SignInBody {
+    email: String,
+    password: String,
+}
+
+async fn sign_in(
+    State(r): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, RegistryError> {
+    let body: SignInBody = json_body(&body, r#"{"email": "…", "password": "…"}"#)?;
+    let session = r.sign_in(&body.email, &body.password).await?;
+    Ok(with_cookie(
+        StatusCode::OK,
+        session_cookie(&r, &headers, &session),
+        session_json(&session),
+    ))
+}
+
+async fn current_session(
+    State(r): State<Shared>,
+    headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, RegistryError> {
-    let hits = r
-        .search(
-            &q.q,
-            q.category.as_deref(),
-            q.capability.as_deref(),
-            q.limit.unwrap_or(50),
-        )
+    let session = session_of(&r, &headers)
+        .await?
+        .ok_or_else(|| RegistryError::unauthorized("not signed in"))?;
+    Ok(Json(session_json(&session)))
+}
+
+async fn sign_out(State(r): State<Shared>, headers: HeaderMap) -> Result<Response, RegistryError> {
+    let session = signed_in_write(&r, &headers).await?;
+    r.sign_out(&session.token).await?;
+    Ok((
+        StatusCode::NO_CONTENT,
+        [(http::header::SET_COOKIE, clear_cookie(&r, &headers))],
+    )
+        .into_response())
+}
+
+async fn reviews(
+    State(r): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, RegistryError> {
+    if r.owners(&id).await?.is_empty() {
+        return Err(RegistryError::not_found(format!(
+            "no package '{id}' is published here"
+        )));
+    }
+    Ok(Json(
+        json!({ "rating": r.rating(&id).await?, "reviews": r.reviews(&id).await? }),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+struct ReviewBody {
+    rating: i64,
+    #[serde(default)]
+    body: String,
+}
+
+async fn put_review(
+    State(r): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, RegistryError> {
+    let session = signed_in_write(&r, &headers).await?;
+    let body: ReviewBody = json_body(&body, r#"{"rating": 1-5, "body": "…"}"#)?;
+    let review = r
+        .put_review(&session.user, &id, body.rating, &body.body)
         .await?;
-    Ok(Json(json!({ "packages": hits })))
+    Ok(Json(
+        json!({ "review": review, "rating": r.rating(&id).await? }),
+    ))
+}
+
+async fn delete_review(
+    State(r): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, RegistryError> {
+    let session = signed_in_write(&r, &headers).await?;
+    r.delete_review(&session.user, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+struct ReportBody {
+    reason: String,
+}
+
+async fn report_review(
+    State(r): State<Shared>,
+    Path((id, author)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, RegistryError> {
+    let session = signed_in_write(&r, &headers).await?;
+    let body: ReportBody = json_body(&body, r#"{"reason": "…"}"#)?;
+    r.report_review(&session.user, &id, &author, &body.reason)
+        .await?;
+    Ok(StatusCode::CREATED)
+}
+
+async fn reports(
+    State(r): State<Shared>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, RegistryError> {
+    let session = session_of(&r, &headers)
+        .await?
+        .ok_or_else(|| RegistryError::unauthorized("sign in as a registry admin"))?;
+    if !session.user.admin {
+        return Err(RegistryError::forbidden(
+            "only the registry's admins see reports",
+        ));
+    }
+    Ok(Json(json!({ "reports": r.reports().await? })))
 }
 
 async fn add_key(

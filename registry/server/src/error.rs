@@ -59,6 +59,16 @@ impl RegistryError {
         }
     }
 
+    /// Too many attempts of something other than a token's writes (sign-in, sign-up).
+    pub fn too_many(message: impl Into<String>, retry_after: u64) -> Self {
+        Self::Api {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: "rate_limited",
+            message: message.into(),
+            retry_after: Some(retry_after),
+        }
+    }
+
     /// The stable code, for clients.
     pub fn code(&self) -> &'static str {
         match self {

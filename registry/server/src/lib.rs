@@ -7,6 +7,10 @@
 //! of publisher keys, publishers' key rotations and revocations. Publishing checks everything a
 //! site would check before install, so a bad package never reaches the index.
 //!
+//! The same server is the public marketplace ([`market`] holds its state; `web` its pages):
+//! browse and search, a page per plugin and per publisher, ratings and reviews by signed-in
+//! marketplace accounts, download counts.
+//!
 //! The [`client`] is what sites use: conditional requests against a local cache, the snapshot
 //! checked against rollback and freeze, every index file checked against the snapshot, every
 //! download checked against its digest.
@@ -14,7 +18,9 @@
 mod api;
 pub mod client;
 mod error;
+pub mod market;
 mod store;
+mod web;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,7 +32,8 @@ use ucms_db::Db;
 use ucms_package::keys::SecretKey;
 
 pub use error::RegistryError;
-pub use store::PublisherToken;
+pub use market::{Rating, Review, Session, User};
+pub use store::{PublisherToken, SearchHit, SearchParams, SearchResults, Sort};
 
 /// How the registry is set up.
 #[derive(Debug, Clone)]
@@ -45,6 +52,10 @@ pub struct RegistryConfig {
     pub max_package_bytes: usize,
     /// Write requests (publish, yank, keys) per token per minute.
     pub writes_per_minute: u32,
+    /// Sign-in attempts per marketplace account per minute.
+    pub logins_per_minute: u32,
+    /// Mark the marketplace's session cookie `Secure` (set when it is served over HTTPS).
+    pub secure_cookies: bool,
 }
 
 impl RegistryConfig {
@@ -57,6 +68,8 @@ impl RegistryConfig {
             endorsement_ttl: Duration::from_secs(365 * 24 * 3600),
             max_package_bytes: 64 << 20,
             writes_per_minute: 30,
+            logins_per_minute: 10,
+            secure_cookies: false,
         }
     }
 }
@@ -70,6 +83,7 @@ pub struct Registry {
     /// The current signed snapshot and index files, rebuilt after every change.
     published: RwLock<Arc<store::Published>>,
     limiter: api::RateLimiter,
+    login_limiter: api::RateLimiter,
 }
 
 impl std::fmt::Debug for Registry {
@@ -115,6 +129,7 @@ impl Registry {
         std::fs::create_dir_all(&packages_dir)?;
         let registry = Arc::new(Self {
             limiter: api::RateLimiter::new(config.writes_per_minute),
+            login_limiter: api::RateLimiter::new(config.logins_per_minute),
             published: RwLock::new(Arc::new(store::Published::placeholder(&key))),
             db,
             key,
@@ -130,9 +145,9 @@ impl Registry {
         self.key.public_file()
     }
 
-    /// The HTTP API.
+    /// The HTTP API and the marketplace's pages.
     pub fn router(self: &Arc<Self>) -> axum::Router {
-        api::router(self.clone())
+        api::router(self.clone()).merge(web::router(self.clone()))
     }
 
     /// Keeps the snapshot fresh: re-signs it when less than half its lifetime is left.

@@ -416,8 +416,8 @@ impl Registry {
                     .execute(&mut *tx)
                     .await?;
                 let inserted = sqlx::query(
-                    "INSERT INTO versions (package, version, entry, yanked, search_text, published_at) VALUES ($1, $2, $3, $4, $5, $6) \
-                     ON CONFLICT (package, version) DO NOTHING",
+                    "INSERT INTO versions (package, version, entry, yanked, search_text, published_at, readme, changelog) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (package, version) DO NOTHING",
                 )
                 .bind(&id)
                 .bind(&version)
@@ -425,6 +425,8 @@ impl Registry {
                 .bind(false)
                 .bind(&search_text)
                 .bind(now)
+                .bind(contents.readme.as_deref())
+                .bind(contents.changelog.as_deref())
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
@@ -656,72 +658,180 @@ impl Registry {
             }
             Err(e) => return Err(e.into()),
         };
-        let _ = on_db!(&self.db, write, |pool| {
+        // Two increments in one transaction: the total always equals the sum of the versions,
+        // and concurrent downloads never lose a count (each is an atomic `x = x + 1`).
+        let counted: Result<(), sqlx::Error> = on_db!(&self.db, write, |pool| {
             async {
-                sqlx::query("UPDATE versions SET downloads = downloads + 1 WHERE package = $1 AND version = $2")
+                let mut tx = pool.begin().await?;
+                let found = sqlx::query("UPDATE versions SET downloads = downloads + 1 WHERE package = $1 AND version = $2")
                     .bind(id)
                     .bind(version)
-                    .execute(pool)
-                    .await?;
-                sqlx::query("UPDATE packages SET downloads = downloads + 1 WHERE id = $1")
-                    .bind(id)
-                    .execute(pool)
-                    .await
-                    .map(|r| r.rows_affected())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if found > 0 {
+                    sqlx::query("UPDATE packages SET downloads = downloads + 1 WHERE id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await
             }
             .await
         });
+        if let Err(e) = counted {
+            tracing::warn!(package = id, version, error = %e, "cannot count a download");
+        }
         Ok(bytes)
     }
 
-    /// Packages matching a text query, a category and a capability: the newest version of each.
-    pub async fn search(
-        &self,
-        query: &str,
-        category: Option<&str>,
-        capability: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<SearchHit>, RegistryError> {
+    /// Packages matching a text query, a category and a capability (the newest unyanked version
+    /// of each), sorted and paged, with the categories and capabilities of every text match as
+    /// facets.
+    pub async fn search(&self, params: &SearchParams) -> Result<SearchResults, RegistryError> {
         let entries = self.all_entries().await?;
-        let downloads: Vec<(String, i64)> = on_db!(&self.db, read, |pool| {
+        let downloads = self.download_totals().await?;
+        let ratings = self.ratings().await?;
+        let verified = self.verified_publishers().await?;
+        let query = params.q.trim().to_lowercase();
+        let mut facets = Facets::default();
+        let mut hits: Vec<SearchHit> = Vec::new();
+        for (id, versions) in entries {
+            let Some(latest) = versions
+                .iter()
+                .filter(|e| !e.yanked)
+                .max_by(|a, b| a.version.cmp(&b.version))
+                .cloned()
+            else {
+                continue;
+            };
+            let text = search_text(&latest);
+            if !query.split_whitespace().all(|word| text.contains(word)) {
+                continue;
+            }
+            let capabilities = capability_names(&latest);
+            let in_category = params
+                .category
+                .as_deref()
+                .is_none_or(|c| latest.categories.iter().any(|x| x == c));
+            let has_capability = params
+                .capability
+                .as_deref()
+                .is_none_or(|c| capabilities.iter().any(|x| x == c));
+            // Each facet counts what the other filter leaves, so choosing a category shows
+            // which capabilities are among its packages, and the other way round.
+            if has_capability {
+                for c in &latest.categories {
+                    *facets.categories.entry(c.clone()).or_default() += 1;
+                }
+            }
+            if in_category {
+                for c in &capabilities {
+                    *facets.capabilities.entry(c.clone()).or_default() += 1;
+                }
+            }
+            if !(in_category && has_capability) {
+                continue;
+            }
+            hits.push(SearchHit {
+                downloads: downloads.get(&id).copied().unwrap_or(0),
+                rating: ratings.get(&id).copied().unwrap_or_default(),
+                verified: verified.contains(&latest.publisher),
+                updated_at: versions.iter().map(|e| e.published_at).max().unwrap_or(0),
+                versions: versions.iter().map(|e| e.version.to_string()).collect(),
+                latest,
+            });
+        }
+        match params.sort {
+            Sort::Downloads => hits.sort_by_key(|h| std::cmp::Reverse(h.downloads)),
+            Sort::Rating => hits.sort_by(|a, b| {
+                b.rating
+                    .average
+                    .total_cmp(&a.rating.average)
+                    .then(b.rating.count.cmp(&a.rating.count))
+            }),
+            Sort::Updated => hits.sort_by_key(|h| std::cmp::Reverse(h.updated_at)),
+            Sort::Name => hits.sort_by(|a, b| a.latest.id.cmp(&b.latest.id)),
+        }
+        let total = hits.len();
+        let per_page = params.per_page.clamp(1, 200);
+        let page = params.page.max(1);
+        let packages = hits
+            .into_iter()
+            .skip((page - 1).saturating_mul(per_page))
+            .take(per_page)
+            .collect();
+        Ok(SearchResults {
+            packages,
+            total,
+            page,
+            per_page,
+            facets,
+        })
+    }
+
+    async fn download_totals(&self) -> Result<BTreeMap<String, i64>, RegistryError> {
+        let rows: Vec<(String, i64)> = on_db!(&self.db, read, |pool| {
             sqlx::query_as("SELECT id, downloads FROM packages")
                 .fetch_all(pool)
                 .await
         })?;
-        let downloads: BTreeMap<String, i64> = downloads.into_iter().collect();
-        let query = query.trim().to_lowercase();
-        let mut hits: Vec<SearchHit> = entries
-            .into_iter()
-            .filter_map(|(id, versions)| {
-                let latest = versions
-                    .iter()
-                    .filter(|e| !e.yanked)
-                    .max_by(|a, b| a.version.cmp(&b.version))?
-                    .clone();
-                let text = search_text(&latest);
-                let matches = query.split_whitespace().all(|word| text.contains(word))
-                    && category.is_none_or(|c| latest.categories.iter().any(|x| x == c))
-                    && capability.is_none_or(|c| {
-                        latest
-                            .capabilities
-                            .iter()
-                            .any(|x| x.split(':').next() == Some(c))
-                    });
-                matches.then(|| SearchHit {
-                    downloads: downloads.get(&id).copied().unwrap_or(0),
-                    versions: versions.iter().map(|e| e.version.to_string()).collect(),
-                    latest,
-                })
-            })
-            .collect();
-        hits.sort_by(|a, b| {
-            b.downloads
-                .cmp(&a.downloads)
-                .then(a.latest.id.cmp(&b.latest.id))
-        });
-        hits.truncate(limit.clamp(1, 200));
-        Ok(hits)
+        Ok(rows.into_iter().collect())
     }
+}
+
+/// How search results are ordered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sort {
+    #[default]
+    Downloads,
+    Rating,
+    Updated,
+    Name,
+}
+
+/// What to search for.
+#[derive(Debug, Clone)]
+pub struct SearchParams {
+    pub q: String,
+    pub category: Option<String>,
+    pub capability: Option<String>,
+    pub sort: Sort,
+    /// From 1.
+    pub page: usize,
+    pub per_page: usize,
+}
+
+impl Default for SearchParams {
+    fn default() -> Self {
+        Self {
+            q: String::new(),
+            category: None,
+            capability: None,
+            sort: Sort::default(),
+            page: 1,
+            per_page: 20,
+        }
+    }
+}
+
+/// One page of search results.
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchResults {
+    pub packages: Vec<SearchHit>,
+    /// Matches over all pages.
+    pub total: usize,
+    pub page: usize,
+    pub per_page: usize,
+    pub facets: Facets,
+}
+
+/// How many text matches have each category and capability.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Facets {
+    pub categories: BTreeMap<String, usize>,
+    pub capabilities: BTreeMap<String, usize>,
 }
 
 /// A search result.
@@ -730,6 +840,21 @@ pub struct SearchHit {
     pub latest: IndexEntry,
     pub versions: Vec<String>,
     pub downloads: i64,
+    pub rating: crate::market::Rating,
+    /// Its publisher holds a key this registry endorses.
+    pub verified: bool,
+    /// Unix seconds of its newest version.
+    pub updated_at: i64,
+}
+
+/// The capability names (`kv`, `events`, …) a version asks for.
+pub(crate) fn capability_names(entry: &IndexEntry) -> Vec<String> {
+    entry
+        .capabilities
+        .iter()
+        .filter_map(|c| c.split(':').next())
+        .map(|c| c.trim().to_string())
+        .collect()
 }
 
 /// One of the statements served under `/keys/`.

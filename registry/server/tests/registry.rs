@@ -176,7 +176,7 @@ async fn publishing_refuses_what_a_site_would_refuse() {
         .manifest()
         .replace(r#"publisher = "ucms-tests""#, r#"publisher = "ucms""#)
         .replace(
-            r#"http-client = { hosts = ["127.0.0.1", "localhost", "169.254.169.254", "[::1]"] }"#,
+            r#"http-client = { hosts = ["127.0.0.1", "localhost", "169.254.169.254", "[::1]", "*.ucms.test"] }"#,
             "",
         );
     let err = publish(
