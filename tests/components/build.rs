@@ -19,6 +19,7 @@ const GUESTS: &[(&str, &str, &str)] = &[
     ("LEGACY_0_2", "legacy-0-2", "tests/components/legacy-0-2"),
     ("TALLY", "tally", "tests/components/tally"),
     ("FUZZER", "fuzzer", "tests/components/fuzzer"),
+    ("CONTENT", "content", "plugins/content"),
 ];
 
 const TARGET: &str = "wasm32-wasip2";

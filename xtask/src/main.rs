@@ -12,6 +12,9 @@
 //! - `cargo xtask fuzz [TARGET] [--seconds N] [--minimize]`: builds the fuzz targets (`fuzz/`)
 //!   with libFuzzer on stable Rust and runs them (docs/fuzzing.md).
 //! - `cargo xtask docs`: regenerates docs/manifest-reference.md and docs/cli-reference.md.
+//! - `cargo xtask web`: builds the admin UI (`web/admin`: `npm ci` when its node_modules are
+//!   missing or stale, then `npm run build` into `web/admin/dist`), which `host/build.rs` embeds
+//!   into the `ucms` binary. `demo` and `test` run it first.
 //!
 //! Both add the `wasm32-wasip2` target with rustup when it is missing.
 
@@ -39,9 +42,10 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("fuzz") => fuzz::main(&args[1..]),
         Some("docs") => docs(),
+        Some("web") => web(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <demo|test|fuzz|docs> [args]\n\n  demo   build the example plugins and serve them on 127.0.0.1:8080\n  test   build every guest and run every test (extra args go to cargo test)\n  fuzz   run the fuzz targets: [TARGET] [--seconds N] [--minimize]\n  docs   regenerate the generated pages in docs/ (manifest and CLI references)"
+                "usage: cargo xtask <demo|test|fuzz|docs|web> [args]\n\n  demo   build the example plugins and serve them on 127.0.0.1:8080\n  test   build every guest and run every test (extra args go to cargo test)\n  fuzz   run the fuzz targets: [TARGET] [--seconds N] [--minimize]\n  docs   regenerate the generated pages in docs/ (manifest and CLI references)\n  web    build the admin UI (web/admin) that the ucms binary embeds"
             );
             return ExitCode::from(2);
         }
@@ -123,6 +127,9 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     ensure_s3_server();
     let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
     ensure_plugin_toolchains(ci)?;
+    // The admin UI is embedded in the host the tests build, and its browser tests need
+    // web/admin's node_modules (playwright-core).
+    web()?;
     if ci {
         eprintln!(
             "xtask: CI=true: database suites that can't reach their server fail instead of skipping"
@@ -177,6 +184,60 @@ fn docs() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Builds the admin UI into `web/admin/dist`. `npm ci` runs when `node_modules` is missing or
+/// older than `package-lock.json`; the build is TypeScript's check and Vite's bundle.
+fn web() -> anyhow::Result<()> {
+    let dir = root().join("web/admin");
+    let modules = dir.join("node_modules/.package-lock.json");
+    let stale = match (
+        std::fs::metadata(&modules).and_then(|m| m.modified()),
+        std::fs::metadata(dir.join("package-lock.json")).and_then(|m| m.modified()),
+    ) {
+        (Ok(installed), Ok(locked)) => installed < locked,
+        _ => true,
+    };
+    if stale {
+        eprintln!("xtask: installing the admin UI's build tools (npm ci in web/admin)");
+        run(Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir))
+        .context("the admin UI needs Node.js 20.19+ with npm")?;
+    }
+    // Rebuilding rewrites dist/, which makes cargo rebuild the host: only when a source changed.
+    let built = std::fs::metadata(dir.join("dist/index.html")).and_then(|m| m.modified());
+    let sources = [
+        "src",
+        "index.html",
+        "package-lock.json",
+        "vite.config.ts",
+        "tsconfig.json",
+    ]
+    .iter()
+    .filter_map(|p| newest(&dir.join(p)))
+    .max();
+    if let (Ok(built), Some(sources)) = (built, sources)
+        && built > sources
+    {
+        eprintln!("xtask: the admin UI in web/admin/dist is up to date");
+        return Ok(());
+    }
+    eprintln!("xtask: building the admin UI (web/admin -> web/admin/dist)");
+    run(Command::new("npm").args(["run", "build"]).current_dir(&dir))
+}
+
+/// The newest modification time of a file or of any file below a folder.
+fn newest(path: &Path) -> Option<std::time::SystemTime> {
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_dir() {
+        return meta.modified().ok();
+    }
+    std::fs::read_dir(path)
+        .ok()?
+        .flatten()
+        .filter_map(|e| newest(&e.path()))
+        .max()
+}
+
 /// The version of componentize-py the Python SDK is built and tested with.
 const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
 
@@ -198,6 +259,19 @@ fn ensure_plugin_toolchains(ci: bool) -> anyhow::Result<()> {
             .is_ok_and(|s| s.success());
         if !installed {
             problems.push("`npm ci` in sdk/ts failed (is Node.js 20+ with npm installed?)");
+        }
+    }
+    // The marketplace's browser test drives Chromium with playwright-core (tests/browser).
+    let browser = root().join("tests/browser");
+    if !browser.join("node_modules/playwright-core").is_dir() {
+        eprintln!("xtask: installing the browser tests' playwright-core (npm ci in tests/browser)");
+        let installed = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&browser)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !installed {
+            problems.push("`npm ci` in tests/browser failed (is Node.js 20+ with npm installed?)");
         }
     }
     let componentize_py = |cmd: &mut Command| {
@@ -256,6 +330,7 @@ fn ensure_s3_server() {
 
 fn demo(extra: &[String]) -> anyhow::Result<()> {
     ensure_target()?;
+    web()?;
     let root = root();
     eprintln!("xtask: building the host and the example plugins");
     run(cargo().args(["build", "--release", "-p", "ucms"]))?;
@@ -380,7 +455,8 @@ fn demo(extra: &[String]) -> anyhow::Result<()> {
          \n  curl -s -X POST 127.0.0.1:8080/api/notes/notes -H 'Authorization: Bearer {token}' -H 'content-type: application/json' -d '{{\"title\":\"Hello, notes\",\"body\":\"Stored as a document\",\"tags\":[\"demo\"]}}'\
          \n  curl -s '127.0.0.1:8080/api/notes/notes?q=document'\
          \n  curl -s 127.0.0.1:8080/metrics\
-         \n\n  admin sign-in: {DEMO_EMAIL} / {DEMO_PASSWORD}\n"
+         \n\n  admin UI: http://127.0.0.1:8080/admin/\
+         \n  first sign-in: {DEMO_EMAIL} / {DEMO_PASSWORD}\n"
     );
     let mut serve = ucms_cmd();
     serve.arg("serve").args(extra);

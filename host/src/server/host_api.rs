@@ -26,6 +26,7 @@ pub fn routes() -> Router<Site> {
         .route("/plugins/{id}/enable", post(super::plugin_admin::enable))
         .route("/plugins/{id}/disable", post(super::plugin_admin::disable))
         .merge(super::events_api::routes())
+        .merge(super::admin_api::routes())
         .merge(super::policy_api::routes())
         .merge(super::identity_api::routes())
         .merge(super::auth_flows::routes())

@@ -1,6 +1,8 @@
 //! The HTTP API: health, metrics, the host API under `/api/ucms`, and plugin routes under
 //! `/api/{plugin-id}`.
 
+mod admin;
+mod admin_api;
 mod auth;
 mod auth_flows;
 mod blob_http;
@@ -27,6 +29,7 @@ use tower_http::request_id::{
 };
 use tower_http::trace::TraceLayer;
 
+pub use admin::built as admin_built;
 pub use auth::{Caller, authenticate};
 pub use error::ApiError;
 pub use plugin_admin::Plans;
@@ -40,6 +43,7 @@ pub fn router(site: Site) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .nest("/api/ucms", host_api::routes())
+        .merge(admin::routes())
         .route("/api/{plugin}", any(dispatch::handle))
         .route("/api/{plugin}/{*rest}", any(dispatch::handle))
         .fallback(not_found)

@@ -2,6 +2,7 @@
 //! `ucms-test-components`) run by the real runtime, HTTP through the real router or a socket,
 //! storage on SQLite and on PostgreSQL.
 
+mod admin_browser;
 mod auth_flows;
 mod authoring;
 mod cli;

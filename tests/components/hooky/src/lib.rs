@@ -11,11 +11,15 @@
 //!   defaults): `slug` adds `slug` from `title`; `check` rejects a title containing "forbidden";
 //!   `upper` upper-cases `title`; `loop` never returns. Each appends its mode to `trail`.
 //! - schedules `every-second` and `rare`: count their ticks in kv.
+//! - for the content plugin's tests: `content.before-save` (refuses a title with "forbidden",
+//!   fills an empty `summary`) and `content.before-publish` (refuses "embargo"), joined when a
+//!   test adds them to the manifest; events of the topics a test subscribes it to are kept in
+//!   order and listed by `GET /events`.
 
 use serde_json::{Value, json};
 use ucms_sdk::hooks::{HookCall, HookOutcome, Hooks};
 use ucms_sdk::schedules::{Schedules, Tick};
-use ucms_sdk::{Plugin, Request, Response, Result, Router, auth, config, hooks, kv};
+use ucms_sdk::{Event, Plugin, Request, Response, Result, Router, auth, config, hooks, kv};
 
 struct Hooky;
 
@@ -25,10 +29,29 @@ impl Plugin for Hooky {
             .post("/items", save)
             .get("/access", access)
             .get("/ticks/{name}", ticks)
+            .get("/events", events)
+    }
+
+    fn on_event(event: Event) -> Result<()> {
+        // Deliveries are at least once: keep each event id once.
+        if kv::get_bytes(&format!("event-id:{}", event.id))?.is_some() {
+            return Ok(());
+        }
+        kv::set(&format!("event-id:{}", event.id), &true)?;
+        let n = kv::increment("events", 1)?;
+        let payload: Value = event.json().unwrap_or(Value::Null);
+        kv::set(
+            &format!("event:{n:06}"),
+            &json!({"topic": event.topic, "payload": payload}),
+        )?;
+        Ok(())
     }
 
     fn hooks() -> Hooks {
-        Hooks::new().on("hooky.before-save", before_save)
+        Hooks::new()
+            .on("hooky.before-save", before_save)
+            .on("content.before-save", content_before_save)
+            .on("content.before-publish", content_before_publish)
     }
 
     fn schedules() -> Schedules {
@@ -51,6 +74,16 @@ fn access(_req: Request) -> Result<Response> {
         auth::Access::Only(conditions) => json!({ "only": conditions }),
     };
     Ok(Response::json(&json!({ "access": access })))
+}
+
+/// `GET /events`: the events delivered to this install, in order of arrival.
+fn events(_req: Request) -> Result<Response> {
+    let mut out = Vec::new();
+    for key in kv::keys("event:")? {
+        let event: Value = kv::get(&key)?.unwrap_or(Value::Null);
+        out.push(event);
+    }
+    Ok(Response::json(&json!({ "events": out })))
 }
 
 fn ticks(req: Request) -> Result<Response> {
@@ -104,6 +137,40 @@ fn before_save(call: HookCall) -> HookOutcome {
         None => item["trail"] = json!([mode]),
     }
     HookOutcome::json(&item)
+}
+
+/// The content plugin's `content.before-save` (when a test joins it): refuses a title with
+/// "forbidden", fills an empty `summary`.
+fn content_before_save(call: HookCall) -> HookOutcome {
+    let Ok(mut value) = call.json::<Value>() else {
+        return HookOutcome::Rejected("the entry is not JSON".into());
+    };
+    let title = value["fields"]["title"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    if title.contains("forbidden") {
+        return HookOutcome::Rejected(format!("the title '{title}' contains a forbidden word"));
+    }
+    if value["fields"]["summary"].is_null() {
+        value["fields"]["summary"] = json!(format!("About {title}"));
+    }
+    HookOutcome::json(&value)
+}
+
+/// The content plugin's `content.before-publish`: refuses a title with "embargo".
+fn content_before_publish(call: HookCall) -> HookOutcome {
+    let Ok(value) = call.json::<Value>() else {
+        return HookOutcome::Rejected("the entry is not JSON".into());
+    };
+    if value["fields"]["title"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("embargo")
+    {
+        return HookOutcome::Rejected("this entry is under embargo".into());
+    }
+    HookOutcome::Unchanged
 }
 
 fn count_tick(tick: Tick) -> Result<()> {
