@@ -168,6 +168,8 @@ async fn the_admin_ui_in_chromium() {
         return;
     }
     let (t, _registry, _dir) = site_with_registry().await;
+    // The content plugin, for the type builder and the entry editor.
+    t.install(ucms_test_components::CONTENT).await;
     let addr = t.serve().await;
     let shots = repo().join("target/test-output/admin");
     std::fs::create_dir_all(&shots).unwrap();
@@ -179,6 +181,7 @@ async fn the_admin_ui_in_chromium() {
         .env("UCMS_EMAIL", EMAIL)
         .env("UCMS_PASSWORD", PASSWORD)
         .env("UCMS_SCREENSHOTS", &shots)
+        .env("UCMS_CONTENT", "1")
         .env("CHROMIUM", CHROMIUM)
         .kill_on_drop(true)
         .output()
@@ -352,8 +355,8 @@ async fn the_admin_is_served_with_a_strict_policy_and_plugin_pages_get_scoped_to
         .as_array()
         .unwrap()
         .iter()
-        .find(|s| s["name"].as_str().unwrap().contains("plugin_invocations"))
-        .unwrap_or_else(|| panic!("no invocation count in {metrics}"));
+        .find(|s| s["name"] == "ucms_plugin_invocations_total" && s["labels"]["kind"] == "http")
+        .unwrap_or_else(|| panic!("no count of HTTP invocations in {metrics}"));
     assert!(invocations["value"].as_f64().unwrap() >= 1.0, "{metrics}");
 
     // Its settings schema and values (hello has none), read-only.

@@ -1,8 +1,3 @@
-//! NOT YET WIRED: this file is not declared in `main.rs` because it was written while the shared
-//! machine's cold build could not finish, so it has never been compiled or run. To enable it, add
-//! `mod content;` to `host/tests/it/main.rs`, then run `cargo test -p ucms --test it content::`
-//! and fix what fails.
-//!
 //! The content plugin (`plugins/content`) end to end: the compiled component run by the real
 //! host, every request through the real router, on SQLite and PostgreSQL.
 

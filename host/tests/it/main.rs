@@ -7,6 +7,7 @@ mod auth_flows;
 mod authoring;
 mod cli;
 mod cluster;
+mod content;
 mod data;
 mod dev;
 mod dns_server;
