@@ -40,7 +40,10 @@ impl Api<'_> {
     }
     async fn publish_locale(&self, ty: &str, id: &str, locale: &str) {
         let (status, body) = self
-            .post(&format!("/api/content/{ty}/{id}/publish?locale={locale}"), json!({}))
+            .post(
+                &format!("/api/content/{ty}/{id}/publish?locale={locale}"),
+                json!({}),
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "publishing: {body}");
     }
@@ -115,7 +118,10 @@ async fn types_entries_drafts_publishing_and_revisions() {
         let Some((t, admin)) = site(backend).await else {
             continue;
         };
-        let api = Api { t: &t, token: Some(admin.clone()) };
+        let api = Api {
+            t: &t,
+            token: Some(admin.clone()),
+        };
 
         // A bad type: every problem named by its key.
         let (status, body) = api
@@ -132,11 +138,26 @@ async fn types_entries_drafts_publishing_and_revisions() {
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
         assert_eq!(code(&body), "validation_failed");
         let fields = &body["error"]["fields"];
-        assert!(fields["name"].as_str().unwrap().contains("reserved"), "{body}");
-        assert!(fields["id"].as_str().unwrap().contains("reserved"), "{body}");
-        assert!(fields["kind"].as_str().unwrap().contains("values"), "{body}");
-        assert!(fields["rel"].as_str().unwrap().contains("nowhere"), "{body}");
-        assert!(fields["code"].as_str().unwrap().contains("pattern"), "{body}");
+        assert!(
+            fields["name"].as_str().unwrap().contains("reserved"),
+            "{body}"
+        );
+        assert!(
+            fields["id"].as_str().unwrap().contains("reserved"),
+            "{body}"
+        );
+        assert!(
+            fields["kind"].as_str().unwrap().contains("values"),
+            "{body}"
+        );
+        assert!(
+            fields["rel"].as_str().unwrap().contains("nowhere"),
+            "{body}"
+        );
+        assert!(
+            fields["code"].as_str().unwrap().contains("pattern"),
+            "{body}"
+        );
 
         let (status, body) = api.post("/api/content/types", author_type()).await;
         assert_eq!(status, StatusCode::CREATED, "{backend:?}: {body}");
@@ -170,17 +191,41 @@ async fn types_entries_drafts_publishing_and_revisions() {
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
         let f = &body["error"]["fields"];
         for key in [
-            "title", "summary", "views", "price", "featured", "day", "at", "category",
-            "contact", "link", "code", "cover", "author", "blocks-body", "seo.title",
-            "links.0.href", "sections.0", "sections.1.text", "unknown",
+            "title",
+            "summary",
+            "views",
+            "price",
+            "featured",
+            "day",
+            "at",
+            "category",
+            "contact",
+            "link",
+            "code",
+            "cover",
+            "author",
+            "blocks-body",
+            "seo.title",
+            "links.0.href",
+            "sections.0",
+            "sections.1.text",
+            "unknown",
         ] {
-            assert!(f[key].is_string(), "{backend:?}: no error for '{key}': {body}");
+            assert!(
+                f[key].is_string(),
+                "{backend:?}: no error for '{key}': {body}"
+            );
         }
         assert_eq!(f["title"], "is required");
         assert_eq!(f["views"], "must be at least 0");
 
         // Entries: a draft with defaults and a slug derived from the title.
-        let ada = api.create("author", json!({"name": "Ada Lovelace", "email": "ada@example.com"})).await;
+        let ada = api
+            .create(
+                "author",
+                json!({"name": "Ada Lovelace", "email": "ada@example.com"}),
+            )
+            .await;
         let (status, body) = api
             .post(
                 "/api/content/article",
@@ -205,12 +250,18 @@ async fn types_entries_drafts_publishing_and_revisions() {
         assert_eq!(entry["fields"]["slug"], "hello-world");
         assert_eq!(entry["fields"]["views"], 0);
         assert_eq!(entry["fields"]["featured"], false);
-        assert_eq!(entry["fields"]["at"], "2026-12-01T09:00:00.000Z", "datetimes are normalized");
+        assert_eq!(
+            entry["fields"]["at"], "2026-12-01T09:00:00.000Z",
+            "datetimes are normalized"
+        );
         assert!(entry["published-at"].is_null());
 
         // The unique slug: another entry with the same title is refused, naming the field.
         let (status, body) = api
-            .post("/api/content/article", json!({"fields": {"title": "Hello World"}}))
+            .post(
+                "/api/content/article",
+                json!({"fields": {"title": "Hello World"}}),
+            )
             .await;
         assert_eq!(status, StatusCode::CONFLICT, "{backend:?}: {body}");
         assert_eq!(code(&body), "unique_violation");
@@ -222,7 +273,9 @@ async fn types_entries_drafts_publishing_and_revisions() {
         assert_eq!(body["meta"]["total"], 0, "{body}");
         let (status, _) = api.get(&format!("/api/content/article/{id}")).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
-        let (status, body) = api.get("/api/content/article/hello-world?status=draft").await;
+        let (status, body) = api
+            .get("/api/content/article/hello-world?status=draft")
+            .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body["data"]["id"], id);
 
@@ -236,73 +289,148 @@ async fn types_entries_drafts_publishing_and_revisions() {
         changed["slug"] = json!("hello-world");
         changed["views"] = json!(5);
         let (status, body) = api
-            .put(&format!("/api/content/article/{id}"), json!({"fields": changed}))
+            .put(
+                &format!("/api/content/article/{id}"),
+                json!({"fields": changed}),
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "{backend:?}: {body}");
         assert_eq!(body["data"]["status"], "changed");
         let (_, body) = api.get(&format!("/api/content/article/{id}")).await;
-        assert_eq!(body["data"]["fields"]["title"], "Hello World", "delivery keeps the published version");
-        let (_, body) = api.get(&format!("/api/content/article/{id}?status=draft")).await;
+        assert_eq!(
+            body["data"]["fields"]["title"], "Hello World",
+            "delivery keeps the published version"
+        );
+        let (_, body) = api
+            .get(&format!("/api/content/article/{id}?status=draft"))
+            .await;
         assert_eq!(body["data"]["fields"]["title"], "Hello Again");
         api.publish("article", &id).await;
         let (_, body) = api.get(&format!("/api/content/article/{id}")).await;
         assert_eq!(body["data"]["fields"]["title"], "Hello Again");
 
         // Revisions: create, publish, update, publish — with author, time and a field diff.
-        let (status, body) = api.get(&format!("/api/content/article/{id}/revisions")).await;
+        let (status, body) = api
+            .get(&format!("/api/content/article/{id}/revisions"))
+            .await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        let actions: Vec<&str> = body["data"].as_array().unwrap().iter().map(|r| r["action"].as_str().unwrap()).collect();
-        assert_eq!(actions, ["publish", "update", "publish", "create"], "{body}");
+        let actions: Vec<&str> = body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["action"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            actions,
+            ["publish", "update", "publish", "create"],
+            "{body}"
+        );
         assert!(body["data"][0]["author"].is_string());
-        let (status, body) = api.get(&format!("/api/content/article/{id}/revisions/3")).await;
+        let (status, body) = api
+            .get(&format!("/api/content/article/{id}/revisions/3"))
+            .await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        assert_eq!(body["diff"]["title"], json!({"before": "Hello World", "after": "Hello Again"}), "{body}");
+        assert_eq!(
+            body["diff"]["title"],
+            json!({"before": "Hello World", "after": "Hello Again"}),
+            "{body}"
+        );
         assert_eq!(body["diff"]["views"], json!({"before": 0, "after": 5}));
-        assert!(body["diff"].get("price").is_none(), "unchanged fields are not in the diff: {body}");
-        let (status, body) = api.get(&format!("/api/content/article/{id}/revisions/99")).await;
-        assert_eq!((status, code(&body)), (StatusCode::NOT_FOUND, "revision_not_found"));
+        assert!(
+            body["diff"].get("price").is_none(),
+            "unchanged fields are not in the diff: {body}"
+        );
+        let (status, body) = api
+            .get(&format!("/api/content/article/{id}/revisions/99"))
+            .await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::NOT_FOUND, "revision_not_found")
+        );
 
         // Restore revision 1: its fields become the draft, as a new revision.
         let (status, body) = api
-            .post(&format!("/api/content/article/{id}/revisions/1/restore"), json!({}))
+            .post(
+                &format!("/api/content/article/{id}/revisions/1/restore"),
+                json!({}),
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body["data"]["fields"]["title"], "Hello World");
         assert_eq!(body["data"]["status"], "changed");
-        let (_, body) = api.get(&format!("/api/content/article/{id}/revisions")).await;
+        let (_, body) = api
+            .get(&format!("/api/content/article/{id}/revisions"))
+            .await;
         assert_eq!(body["data"][0]["action"], "restore");
 
         // Unpublish: gone from delivery, still a draft.
-        let (status, body) = api.post(&format!("/api/content/article/{id}/unpublish"), json!({})).await;
+        let (status, body) = api
+            .post(&format!("/api/content/article/{id}/unpublish"), json!({}))
+            .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body["data"]["status"], "draft");
         let (status, _) = api.get(&format!("/api/content/article/{id}")).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
 
         // Relations on delete: restrict refuses while the article points at the author.
-        let (status, body) = api.call(Method::DELETE, &format!("/api/content/author/{ada}"), None).await;
-        assert_eq!((status, code(&body)), (StatusCode::CONFLICT, "relation_restricted"), "{body}");
+        let (status, body) = api
+            .call(Method::DELETE, &format!("/api/content/author/{ada}"), None)
+            .await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::CONFLICT, "relation_restricted"),
+            "{body}"
+        );
         assert_eq!(body["error"]["entries"], json!([id]));
         // set-null: deleting a related article removes it from `related`.
         let other = api.create("article", json!({"title": "Other"})).await;
-        let mut fields = api.get(&format!("/api/content/article/{id}?status=draft")).await.1["data"]["fields"].clone();
+        let mut fields = api
+            .get(&format!("/api/content/article/{id}?status=draft"))
+            .await
+            .1["data"]["fields"]
+            .clone();
         fields["related"] = json!([other]);
-        let (status, body) = api.put(&format!("/api/content/article/{id}"), json!({"fields": fields})).await;
+        let (status, body) = api
+            .put(
+                &format!("/api/content/article/{id}"),
+                json!({"fields": fields}),
+            )
+            .await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        let (status, _) = api.call(Method::DELETE, &format!("/api/content/article/{other}"), None).await;
+        let (status, _) = api
+            .call(
+                Method::DELETE,
+                &format!("/api/content/article/{other}"),
+                None,
+            )
+            .await;
         assert_eq!(status, StatusCode::NO_CONTENT);
-        let (_, body) = api.get(&format!("/api/content/article/{id}?status=draft")).await;
+        let (_, body) = api
+            .get(&format!("/api/content/article/{id}?status=draft"))
+            .await;
         assert_eq!(body["data"]["fields"]["related"], json!([]), "{body}");
-        let (status, _) = api.call(Method::DELETE, &format!("/api/content/article/{id}"), None).await;
+        let (status, _) = api
+            .call(Method::DELETE, &format!("/api/content/article/{id}"), None)
+            .await;
         assert_eq!(status, StatusCode::NO_CONTENT);
-        let (status, _) = api.call(Method::DELETE, &format!("/api/content/author/{ada}"), None).await;
+        let (status, _) = api
+            .call(Method::DELETE, &format!("/api/content/author/{ada}"), None)
+            .await;
         assert_eq!(status, StatusCode::NO_CONTENT);
 
         // Deleting a type another relates to is refused; unknown types are 404.
-        let (status, body) = api.call(Method::DELETE, "/api/content/types/author", None).await;
-        assert_eq!((status, code(&body)), (StatusCode::CONFLICT, "relation_restricted"));
+        let (status, body) = api
+            .call(Method::DELETE, "/api/content/types/author", None)
+            .await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::CONFLICT, "relation_restricted")
+        );
         let (status, body) = api.get("/api/content/nothing").await;
-        assert_eq!((status, code(&body)), (StatusCode::NOT_FOUND, "type_not_found"));
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::NOT_FOUND, "type_not_found")
+        );
         t.close().await;
     }
 }
@@ -320,7 +448,10 @@ fn titles(body: &Value) -> Vec<String> {
 /// Lets anonymous callers read content (the public role).
 async fn public_read(api: &Api<'_>, grants: &[&str]) {
     let (status, body) = api
-        .put("/api/ucms/roles/public", json!({"description": "anonymous", "permissions": grants}))
+        .put(
+            "/api/ucms/roles/public",
+            json!({"description": "anonymous", "permissions": grants}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
@@ -331,7 +462,10 @@ async fn delivery_filters_sorts_pages_populates_searches_and_localizes() {
         let Some((t, admin)) = site(backend).await else {
             continue;
         };
-        let api = Api { t: &t, token: Some(admin.clone()) };
+        let api = Api {
+            t: &t,
+            token: Some(admin.clone()),
+        };
         let (status, body) = api
             .post(
                 "/api/content/types",
@@ -361,7 +495,9 @@ async fn delivery_filters_sorts_pages_populates_searches_and_localizes() {
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         let grace = api.create("person", json!({"name": "Grace"})).await;
-        let ada = api.create("person", json!({"name": "Ada", "mentor": grace})).await;
+        let ada = api
+            .create("person", json!({"name": "Ada", "mentor": grace}))
+            .await;
         let alan = api.create("person", json!({"name": "Alan"})).await;
         for p in [&grace, &ada, &alan] {
             api.publish("person", p).await;
@@ -399,29 +535,71 @@ async fn delivery_filters_sorts_pages_populates_searches_and_localizes() {
         // Every operator (10 published posts: 00..09).
         let cases: Vec<(&str, Vec<&str>)> = vec![
             ("filters[title][$eq]=Post 03", vec!["Post 03"]),
-            ("filters[rank][$ne]=0&filters[price][$lt]=3", vec!["Post 01"]),
-            ("filters[price][$lte]=3", vec!["Post 00", "Post 01", "Post 02"]),
+            (
+                "filters[rank][$ne]=0&filters[price][$lt]=3",
+                vec!["Post 01"],
+            ),
+            (
+                "filters[price][$lte]=3",
+                vec!["Post 00", "Post 01", "Post 02"],
+            ),
             ("filters[price][$gt]=12", vec!["Post 09"]),
             ("filters[price][$gte]=12", vec!["Post 08", "Post 09"]),
-            ("filters[rank][$in][0]=3&filters[rank][$in][1]=2", vec!["Post 02", "Post 03", "Post 06", "Post 07"]),
+            (
+                "filters[rank][$in][0]=3&filters[rank][$in][1]=2",
+                vec!["Post 02", "Post 03", "Post 06", "Post 07"],
+            ),
             ("filters[rank][$notIn]=0,1,2", vec!["Post 03", "Post 07"]),
-            ("filters[title][$contains]=st 0&filters[price][$lt]=2", vec!["Post 00", "Post 01"]),
+            (
+                "filters[title][$contains]=st 0&filters[price][$lt]=2",
+                vec!["Post 00", "Post 01"],
+            ),
             ("filters[note][$containsi]=note-2", vec!["Post 02"]),
-            ("filters[title][$startsWith]=Post 0&filters[rank][$eq]=1", vec!["Post 01", "Post 05", "Post 09"]),
-            ("filters[note][$endsWith]=-END&filters[rank][$lt]=2", vec!["Post 00", "Post 01"]),
-            ("filters[note][$null]=true&filters[rank][$eq]=0", vec!["Post 04", "Post 08"]),
-            ("filters[note][$notNull]=true", vec!["Post 00", "Post 01", "Post 02", "Post 03"]),
-            ("filters[price][$between]=3,6", vec!["Post 02", "Post 03", "Post 04"]),
-            ("filters[$or][0][rank][$eq]=3&filters[$or][1][featured][$eq]=true", vec!["Post 00", "Post 03", "Post 05", "Post 07"]),
-            ("filters[$and][0][category][$eq]=news&filters[$and][1][price][$lt]=5", vec!["Post 00", "Post 02"]),
-            ("filters[$not][category][$eq]=news&filters[price][$lt]=6", vec!["Post 01", "Post 03"]),
-            ("filters[author][name][$eq]=Grace", vec!["Post 01", "Post 04", "Post 07"]),
+            (
+                "filters[title][$startsWith]=Post 0&filters[rank][$eq]=1",
+                vec!["Post 01", "Post 05", "Post 09"],
+            ),
+            (
+                "filters[note][$endsWith]=-END&filters[rank][$lt]=2",
+                vec!["Post 00", "Post 01"],
+            ),
+            (
+                "filters[note][$null]=true&filters[rank][$eq]=0",
+                vec!["Post 04", "Post 08"],
+            ),
+            (
+                "filters[note][$notNull]=true",
+                vec!["Post 00", "Post 01", "Post 02", "Post 03"],
+            ),
+            (
+                "filters[price][$between]=3,6",
+                vec!["Post 02", "Post 03", "Post 04"],
+            ),
+            (
+                "filters[$or][0][rank][$eq]=3&filters[$or][1][featured][$eq]=true",
+                vec!["Post 00", "Post 03", "Post 05", "Post 07"],
+            ),
+            (
+                "filters[$and][0][category][$eq]=news&filters[$and][1][price][$lt]=5",
+                vec!["Post 00", "Post 02"],
+            ),
+            (
+                "filters[$not][category][$eq]=news&filters[price][$lt]=6",
+                vec!["Post 01", "Post 03"],
+            ),
+            (
+                "filters[author][name][$eq]=Grace",
+                vec!["Post 01", "Post 04", "Post 07"],
+            ),
         ];
         for (q, want) in cases {
             let body = list(&format!("{q}&sort=title:asc")).await;
             assert_eq!(titles(&body), want, "{backend:?}: {q}");
         }
-        let body = list(&format!("filters[reviewers][$eq]={alan}&filters[rank][$eq]=0&sort=title")).await;
+        let body = list(&format!(
+            "filters[reviewers][$eq]={alan}&filters[rank][$eq]=0&sort=title"
+        ))
+        .await;
         assert_eq!(titles(&body), ["Post 00", "Post 04"], "{backend:?}");
 
         // Sort on two fields, field selection.
@@ -452,34 +630,67 @@ async fn delivery_filters_sorts_pages_populates_searches_and_localizes() {
         let body = list("filters[title][$eq]=Post 00&populate=author.mentor,reviewers").await;
         let e = &body["data"][0]["fields"];
         assert_eq!(e["author"]["fields"]["name"], "Ada", "{body}");
-        assert_eq!(e["author"]["fields"]["mentor"]["fields"]["name"], "Grace", "{body}");
-        let reviewers: Vec<&str> = e["reviewers"].as_array().unwrap().iter().map(|r| r["fields"]["name"].as_str().unwrap()).collect();
+        assert_eq!(
+            e["author"]["fields"]["mentor"]["fields"]["name"], "Grace",
+            "{body}"
+        );
+        let reviewers: Vec<&str> = e["reviewers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["fields"]["name"].as_str().unwrap())
+            .collect();
         assert_eq!(reviewers, ["Grace", "Alan"]);
-        let (status, body) = api.get("/api/content/post?populate=author.mentor.mentor").await;
-        assert_eq!((status, code(&body)), (StatusCode::BAD_REQUEST, "invalid_query"));
+        let (status, body) = api
+            .get("/api/content/post?populate=author.mentor.mentor")
+            .await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::BAD_REQUEST, "invalid_query")
+        );
 
         // Full-text search with stemming over published posts.
         let body = list("q=database&page-size=10").await;
         let mut found = titles(&body);
         found.sort();
-        assert_eq!(found, ["Post 00", "Post 03", "Post 06", "Post 09"], "{backend:?}: {body}");
+        assert_eq!(
+            found,
+            ["Post 00", "Post 03", "Post 06", "Post 09"],
+            "{backend:?}: {body}"
+        );
         assert_eq!(body["meta"]["total"], 4);
         let body = list("q=database&filters[rank][$eq]=0").await;
         assert_eq!(titles(&body), ["Post 00"]);
 
         // Locales: a French version with its own title; the body falls back to English.
         let (status, body) = api
-            .put(&format!("/api/content/post/{}?locale=fr", ids[0]), json!({"fields": {"title": "Billet 00"}}))
+            .put(
+                &format!("/api/content/post/{}?locale=fr", ids[0]),
+                json!({"fields": {"title": "Billet 00"}}),
+            )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         api.publish_locale("post", &ids[0], "fr").await;
         let body = list("locale=fr").await;
         assert_eq!(titles(&body), ["Billet 00"]);
-        assert_eq!(body["data"][0]["fields"]["body"], "Running databases in production");
-        assert_eq!(body["data"][0]["fields"]["price"].as_f64(), Some(0.0), "shared fields are copied");
-        assert_eq!(body["data"][0]["fields"]["slug"], "post-00", "shared fields keep their values");
+        assert_eq!(
+            body["data"][0]["fields"]["body"],
+            "Running databases in production"
+        );
+        assert_eq!(
+            body["data"][0]["fields"]["price"].as_f64(),
+            Some(0.0),
+            "shared fields are copied"
+        );
+        assert_eq!(
+            body["data"][0]["fields"]["slug"], "post-00",
+            "shared fields keep their values"
+        );
         let (status, body) = api.get("/api/content/post?locale=de").await;
-        assert_eq!((status, code(&body)), (StatusCode::BAD_REQUEST, "invalid_query"));
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::BAD_REQUEST, "invalid_query")
+        );
 
         // Bad queries name the parameter.
         for (q, needle) in [
@@ -491,16 +702,28 @@ async fn delivery_filters_sorts_pages_populates_searches_and_localizes() {
             ("populate=title", "populate"),
         ] {
             let (status, body) = api.get(&format!("/api/content/post?{q}")).await;
-            assert_eq!((status, code(&body)), (StatusCode::BAD_REQUEST, "invalid_query"), "{q}: {body}");
-            assert!(body["error"]["message"].as_str().unwrap().contains(needle), "{q}: {body}");
+            assert_eq!(
+                (status, code(&body)),
+                (StatusCode::BAD_REQUEST, "invalid_query"),
+                "{q}: {body}"
+            );
+            assert!(
+                body["error"]["message"].as_str().unwrap().contains(needle),
+                "{q}: {body}"
+            );
         }
 
         // Anonymous delivery: 401 until the public role grants read; then cacheable, with ETags.
         let anon = Api { t: &t, token: None };
         let (status, body) = anon.get("/api/content/post").await;
-        assert_eq!((status, code(&body)), (StatusCode::UNAUTHORIZED, "unauthenticated"));
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::UNAUTHORIZED, "unauthenticated")
+        );
         public_read(&api, &["content.read"]).await;
-        let (status, headers, _) = t.raw(Method::GET, "/api/content/post/post-01", None, None).await;
+        let (status, headers, _) = t
+            .raw(Method::GET, "/api/content/post/post-01", None, None)
+            .await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(headers["cache-control"], "public, max-age=60");
         let etag = headers["etag"].to_str().unwrap().to_string();
@@ -512,7 +735,9 @@ async fn delivery_filters_sorts_pages_populates_searches_and_localizes() {
         assert_eq!(status, StatusCode::NOT_MODIFIED);
         assert!(body.is_empty());
         assert_eq!(headers["etag"].to_str().unwrap(), etag);
-        let (status, headers, _) = t.raw(Method::GET, "/api/content/post/post-01", Some(&admin), None).await;
+        let (status, headers, _) = t
+            .raw(Method::GET, "/api/content/post/post-01", Some(&admin), None)
+            .await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(headers["cache-control"], "private, no-store");
         // Drafts stay private.
@@ -522,7 +747,9 @@ async fn delivery_filters_sorts_pages_populates_searches_and_localizes() {
         assert_eq!(status, StatusCode::NOT_FOUND);
 
         // Cascade: deleting Alan deletes the posts he wrote.
-        let (status, _) = api.call(Method::DELETE, &format!("/api/content/person/{alan}"), None).await;
+        let (status, _) = api
+            .call(Method::DELETE, &format!("/api/content/person/{alan}"), None)
+            .await;
         assert_eq!(status, StatusCode::NO_CONTENT);
         let body = list("filters[title][$in]=Post 02,Post 05").await;
         assert_eq!(titles(&body), Vec::<String>::new(), "{backend:?}: cascaded");
@@ -532,15 +759,27 @@ async fn delivery_filters_sorts_pages_populates_searches_and_localizes() {
 
 /// A user holding `role` (created first with `grants`, unless it is a built-in one) and an API
 /// client acting for them.
-async fn user<'a>(t: &'a TestSite, admin: &Api<'_>, email: &str, role: &str, grants: &[&str]) -> Api<'a> {
+async fn user<'a>(
+    t: &'a TestSite,
+    admin: &Api<'_>,
+    email: &str,
+    role: &str,
+    grants: &[&str],
+) -> Api<'a> {
     if !grants.is_empty() {
         let (status, body) = admin
-            .post("/api/ucms/roles", json!({"name": role, "description": role, "permissions": grants}))
+            .post(
+                "/api/ucms/roles",
+                json!({"name": role, "description": role, "permissions": grants}),
+            )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }
     let token = t.token(email, &[role], &["*"]).await;
-    Api { t, token: Some(token) }
+    Api {
+        t,
+        token: Some(token),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -549,7 +788,10 @@ async fn permissions_anonymous_viewer_editor_admin_and_own_entries() {
         let Some((t, admin_token)) = site(backend).await else {
             continue;
         };
-        let admin = Api { t: &t, token: Some(admin_token) };
+        let admin = Api {
+            t: &t,
+            token: Some(admin_token),
+        };
         let (status, body) = admin.post("/api/content/types", author_type()).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         let (status, body) = admin
@@ -559,66 +801,169 @@ async fn permissions_anonymous_viewer_editor_admin_and_own_entries() {
         let anon = Api { t: &t, token: None };
         let viewer = user(&t, &admin, "viewer@example.com", "viewer", &[]).await;
         let editor = user(&t, &admin, "editor@example.com", "editor", &[]).await;
-        let writer = user(&t, &admin, "writer@example.com", "writer", &[
-            "content.read", "content.create", "content.update:own", "content.delete:own", "content.publish:own",
-        ]).await;
-        let mine = user(&t, &admin, "mine@example.com", "own-reader", &[
-            "content.read:own", "content.create",
-        ]).await;
-        let memo_reader = user(&t, &admin, "memo@example.com", "memo-reader", &["content.read:type-memo"]).await;
-        let odd = user(&t, &admin, "odd@example.com", "odd", &["content.read:weekdays"]).await;
+        let writer = user(
+            &t,
+            &admin,
+            "writer@example.com",
+            "writer",
+            &[
+                "content.read",
+                "content.create",
+                "content.update:own",
+                "content.delete:own",
+                "content.publish:own",
+            ],
+        )
+        .await;
+        let mine = user(
+            &t,
+            &admin,
+            "mine@example.com",
+            "own-reader",
+            &["content.read:own", "content.create"],
+        )
+        .await;
+        let memo_reader = user(
+            &t,
+            &admin,
+            "memo@example.com",
+            "memo-reader",
+            &["content.read:type-memo"],
+        )
+        .await;
+        let odd = user(
+            &t,
+            &admin,
+            "odd@example.com",
+            "odd",
+            &["content.read:weekdays"],
+        )
+        .await;
 
         // Anonymous: nothing without the public role.
         for uri in ["/api/content/author", "/api/content/types"] {
             let (status, body) = anon.get(uri).await;
-            assert_eq!((status, code(&body)), (StatusCode::UNAUTHORIZED, "unauthenticated"), "{uri}");
+            assert_eq!(
+                (status, code(&body)),
+                (StatusCode::UNAUTHORIZED, "unauthenticated"),
+                "{uri}"
+            );
         }
-        let (status, _) = anon.post("/api/content/author", json!({"fields": {"name": "X"}})).await;
+        let (status, _) = anon
+            .post("/api/content/author", json!({"fields": {"name": "X"}}))
+            .await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         let (status, _) = anon.post("/api/content/types", json!({})).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
 
         // Editor: writes and publishes; can change the schema too (editor holds every plugin permission).
-        let by_editor = editor.create("author", json!({"name": "Edith", "email": "edith@example.com"})).await;
+        let by_editor = editor
+            .create(
+                "author",
+                json!({"name": "Edith", "email": "edith@example.com"}),
+            )
+            .await;
         editor.publish("author", &by_editor).await;
-        let (status, body) = editor.get(&format!("/api/content/author/{by_editor}")).await;
+        let (status, body) = editor
+            .get(&format!("/api/content/author/{by_editor}"))
+            .await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        assert_eq!(body["data"]["fields"]["email"], "edith@example.com", "editors see private fields");
+        assert_eq!(
+            body["data"]["fields"]["email"], "edith@example.com",
+            "editors see private fields"
+        );
 
         // Viewer: reads published entries, without private fields; no drafts, no writes.
-        let (status, body) = viewer.get(&format!("/api/content/author/{by_editor}")).await;
+        let (status, body) = viewer
+            .get(&format!("/api/content/author/{by_editor}"))
+            .await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        assert!(body["data"]["fields"].get("email").is_none(), "private: {body}");
+        assert!(
+            body["data"]["fields"].get("email").is_none(),
+            "private: {body}"
+        );
         let (status, body) = viewer.get("/api/content/author?status=draft").await;
         assert_eq!((status, code(&body)), (StatusCode::FORBIDDEN, "forbidden"));
-        let (status, _) = viewer.post("/api/content/author", json!({"fields": {"name": "V"}})).await;
+        let (status, _) = viewer
+            .post("/api/content/author", json!({"fields": {"name": "V"}}))
+            .await;
         assert_eq!(status, StatusCode::FORBIDDEN);
-        let (status, _) = viewer.call(Method::DELETE, &format!("/api/content/author/{by_editor}"), None).await;
+        let (status, _) = viewer
+            .call(
+                Method::DELETE,
+                &format!("/api/content/author/{by_editor}"),
+                None,
+            )
+            .await;
         assert_eq!(status, StatusCode::FORBIDDEN);
-        let (status, _) = viewer.post("/api/content/types", json!({"name": "x", "fields": []})).await;
-        assert_eq!(status, StatusCode::FORBIDDEN, "the schema needs content.schema");
+        let (status, _) = viewer
+            .post("/api/content/types", json!({"name": "x", "fields": []}))
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::FORBIDDEN,
+            "the schema needs content.schema"
+        );
 
         // Own entries only: the writer changes, publishes and deletes their own, not the editor's.
         let by_writer = writer.create("author", json!({"name": "Wren"})).await;
-        let (status, body) = writer.put(&format!("/api/content/author/{by_writer}"), json!({"fields": {"name": "Wren B"}})).await;
+        let (status, body) = writer
+            .put(
+                &format!("/api/content/author/{by_writer}"),
+                json!({"fields": {"name": "Wren B"}}),
+            )
+            .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         writer.publish("author", &by_writer).await;
-        let (status, body) = writer.put(&format!("/api/content/author/{by_editor}"), json!({"fields": {"name": "Hacked"}})).await;
-        assert_eq!((status, code(&body)), (StatusCode::FORBIDDEN, "forbidden"), "{body}");
-        assert!(body["error"]["message"].as_str().unwrap().contains("only entries you created"));
-        let (status, _) = writer.post(&format!("/api/content/author/{by_editor}/unpublish"), json!({})).await;
+        let (status, body) = writer
+            .put(
+                &format!("/api/content/author/{by_editor}"),
+                json!({"fields": {"name": "Hacked"}}),
+            )
+            .await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::FORBIDDEN, "forbidden"),
+            "{body}"
+        );
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("only entries you created")
+        );
+        let (status, _) = writer
+            .post(
+                &format!("/api/content/author/{by_editor}/unpublish"),
+                json!({}),
+            )
+            .await;
         assert_eq!(status, StatusCode::FORBIDDEN);
-        let (status, _) = writer.call(Method::DELETE, &format!("/api/content/author/{by_editor}"), None).await;
+        let (status, _) = writer
+            .call(
+                Method::DELETE,
+                &format!("/api/content/author/{by_editor}"),
+                None,
+            )
+            .await;
         assert_eq!(status, StatusCode::FORBIDDEN);
         let (_, body) = writer.get("/api/content/author?sort=name").await;
-        assert_eq!(body["meta"]["total"], 2, "read is not limited to own: {body}");
+        assert_eq!(
+            body["meta"]["total"], 2,
+            "read is not limited to own: {body}"
+        );
 
         // read:own lists only one's own entries (drafts need preview, so publish with admin).
         let own = mine.create("author", json!({"name": "Mina"})).await;
         admin.publish("author", &own).await;
         let (status, body) = mine.get("/api/content/author").await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        let names: Vec<&str> = body["data"].as_array().unwrap().iter().map(|e| e["fields"]["name"].as_str().unwrap()).collect();
+        let names: Vec<&str> = body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["fields"]["name"].as_str().unwrap())
+            .collect();
         assert_eq!(names, ["Mina"]);
         let (status, _) = mine.get(&format!("/api/content/author/{by_editor}")).await;
         assert_eq!(status, StatusCode::FORBIDDEN);
@@ -641,9 +986,17 @@ async fn permissions_anonymous_viewer_editor_admin_and_own_entries() {
         assert_eq!(status, StatusCode::UNAUTHORIZED);
 
         // Admin: everything, including deleting the editor's entry.
-        let (status, _) = admin.call(Method::DELETE, &format!("/api/content/author/{by_editor}"), None).await;
+        let (status, _) = admin
+            .call(
+                Method::DELETE,
+                &format!("/api/content/author/{by_editor}"),
+                None,
+            )
+            .await;
         assert_eq!(status, StatusCode::NO_CONTENT);
-        let (status, _) = admin.call(Method::DELETE, "/api/content/types/memo", None).await;
+        let (status, _) = admin
+            .call(Method::DELETE, "/api/content/types/memo", None)
+            .await;
         assert_eq!(status, StatusCode::OK);
         t.close().await;
     }
@@ -653,14 +1006,20 @@ async fn permissions_anonymous_viewer_editor_admin_and_own_entries() {
 /// two hook points and subscribed to its events.
 async fn site_with_hooks(backend: crate::support::Backend) -> Option<(TestSite, String)> {
     let t = TestSite::open(backend, test_config()).await?;
-    let manifest = CONTENT.manifest().replace(r#"cron = "* * * * *""#, r#"cron = "* * * * * *""#);
+    let manifest = CONTENT
+        .manifest()
+        .replace(r#"cron = "* * * * *""#, r#"cron = "* * * * * *""#);
     assert!(manifest.contains(r#"cron = "* * * * * *""#));
-    t.install_with(CONTENT, &manifest).await.expect("install content");
+    t.install_with(CONTENT, &manifest)
+        .await
+        .expect("install content");
     let hooky = format!(
         "{}\n[[hooks]]\npoint = \"content.before-save\"\n\n[[hooks]]\npoint = \"content.before-publish\"\n\n[[subscriptions]]\ntopic = \"content.*\"\n",
         ucms_test_components::HOOKY.manifest()
     );
-    t.install_with(ucms_test_components::HOOKY, &hooky).await.expect("install hooky");
+    t.install_with(ucms_test_components::HOOKY, &hooky)
+        .await
+        .expect("install hooky");
     let admin = t.admin_token().await;
     Some((t, admin))
 }
@@ -679,50 +1038,117 @@ async fn hooks_events_schedules_type_changes_schema_and_openapi() {
         let Some((t, admin)) = site_with_hooks(backend).await else {
             continue;
         };
-        let api = Api { t: &t, token: Some(admin.clone()) };
+        let api = Api {
+            t: &t,
+            token: Some(admin.clone()),
+        };
         let (status, body) = api.post("/api/content/types", page_type()).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
 
         // content.before-save enriches and refuses; content.before-publish refuses.
-        let (status, body) = api.post("/api/content/page", json!({"fields": {"title": "Hello", "words": 10}})).await;
+        let (status, body) = api
+            .post(
+                "/api/content/page",
+                json!({"fields": {"title": "Hello", "words": 10}}),
+            )
+            .await;
         assert_eq!(status, StatusCode::CREATED, "{backend:?}: {body}");
-        assert_eq!(body["data"]["fields"]["summary"], "About Hello", "the hook filled it");
+        assert_eq!(
+            body["data"]["fields"]["summary"], "About Hello",
+            "the hook filled it"
+        );
         let hello = body["data"]["id"].as_str().unwrap().to_string();
-        let (status, body) = api.post("/api/content/page", json!({"fields": {"title": "forbidden fruit"}})).await;
-        assert_eq!((status, code(&body)), (StatusCode::UNPROCESSABLE_ENTITY, "hook_rejected"), "{body}");
-        assert!(body["error"]["message"].as_str().unwrap().contains("forbidden word"));
-        let embargo = api.create("page", json!({"title": "embargo news", "words": 99})).await;
-        let (status, body) = api.post(&format!("/api/content/page/{embargo}/publish"), json!({})).await;
-        assert_eq!((status, code(&body)), (StatusCode::UNPROCESSABLE_ENTITY, "hook_rejected"), "{body}");
+        let (status, body) = api
+            .post(
+                "/api/content/page",
+                json!({"fields": {"title": "forbidden fruit"}}),
+            )
+            .await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::UNPROCESSABLE_ENTITY, "hook_rejected"),
+            "{body}"
+        );
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("forbidden word")
+        );
+        let embargo = api
+            .create("page", json!({"title": "embargo news", "words": 99}))
+            .await;
+        let (status, body) = api
+            .post(&format!("/api/content/page/{embargo}/publish"), json!({}))
+            .await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::UNPROCESSABLE_ENTITY, "hook_rejected"),
+            "{body}"
+        );
 
         // Scheduled publish and unpublish, run by the publisher schedule.
         let soon = |secs: i64| {
             let at = std::time::SystemTime::now() + std::time::Duration::from_secs(secs as u64);
-            let ms = at.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+            let ms = at
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as i64;
             httpdate_rfc3339(ms)
         };
         let (status, body) = api
-            .post(&format!("/api/content/page/{hello}/schedule"), json!({"publish-at": soon(1), "unpublish-at": soon(3)}))
+            .post(
+                &format!("/api/content/page/{hello}/schedule"),
+                json!({"publish-at": soon(1), "unpublish-at": soon(3)}),
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        assert!(body["data"]["scheduled"]["publish-at"].is_string(), "{body}");
-        let (status, body) = api.post(&format!("/api/content/page/{hello}/schedule"), json!({"publish-at": "tomorrow"})).await;
-        assert_eq!((status, code(&body)), (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"));
+        assert!(
+            body["data"]["scheduled"]["publish-at"].is_string(),
+            "{body}"
+        );
+        let (status, body) = api
+            .post(
+                &format!("/api/content/page/{hello}/schedule"),
+                json!({"publish-at": "tomorrow"}),
+            )
+            .await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")
+        );
         assert!(body["error"]["fields"]["publish-at"].is_string());
         // Both ran (a slow tick may run them together): the revisions show it.
         crate::support::eventually(20, || async {
-            let (_, body) = api.get(&format!("/api/content/page/{hello}/revisions")).await;
-            let actions: Vec<&str> = body["data"].as_array()?.iter().filter_map(|r| r["action"].as_str()).collect();
+            let (_, body) = api
+                .get(&format!("/api/content/page/{hello}/revisions"))
+                .await;
+            let actions: Vec<&str> = body["data"]
+                .as_array()?
+                .iter()
+                .filter_map(|r| r["action"].as_str())
+                .collect();
             (actions.first() == Some(&"unpublish") && actions.contains(&"publish")).then_some(())
         })
         .await;
-        let (_, body) = api.get(&format!("/api/content/page/{hello}?status=draft")).await;
+        let (_, body) = api
+            .get(&format!("/api/content/page/{hello}?status=draft"))
+            .await;
         assert_eq!(body["data"]["status"], "draft", "{body}");
         assert!(body["data"]["published-at"].is_string(), "{body}");
-        assert!(body["data"].get("scheduled").is_none(), "the schedule is cleared: {body}");
+        assert!(
+            body["data"].get("scheduled").is_none(),
+            "the schedule is cleared: {body}"
+        );
 
         // Events, each once, in the order written.
-        let (status, body) = api.call(Method::DELETE, &format!("/api/content/page/{embargo}"), None).await;
+        let (status, body) = api
+            .call(
+                Method::DELETE,
+                &format!("/api/content/page/{embargo}"),
+                None,
+            )
+            .await;
         assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
         let topics = crate::support::eventually(15, || async {
             let (_, body) = t.get("/api/hooky/events").await;
@@ -740,7 +1166,10 @@ async fn hooks_events_schedules_type_changes_schema_and_openapi() {
             ]
             .iter()
             .all(|want| topics.iter().any(|t| t == want));
-            let created = topics.iter().filter(|t| *t == "content.entry.created").count();
+            let created = topics
+                .iter()
+                .filter(|t| *t == "content.entry.created")
+                .count();
             (all && created == 2).then_some(topics)
         })
         .await;
@@ -751,23 +1180,49 @@ async fn hooks_events_schedules_type_changes_schema_and_openapi() {
             "content.entry.unpublished",
             "content.entry.deleted",
         ] {
-            assert!(topics.iter().any(|t| t == topic), "{backend:?}: no {topic} in {topics:?}");
+            assert!(
+                topics.iter().any(|t| t == topic),
+                "{backend:?}: no {topic} in {topics:?}"
+            );
         }
-        assert_eq!(topics.iter().filter(|t| *t == "content.entry.created").count(), 2, "{topics:?}");
+        assert_eq!(
+            topics
+                .iter()
+                .filter(|t| *t == "content.entry.created")
+                .count(),
+            2,
+            "{topics:?}"
+        );
         let (_, body) = t.get("/api/hooky/events").await;
-        let created = body["events"].as_array().unwrap().iter().find(|e| e["topic"] == "content.entry.created").unwrap();
+        let created = body["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["topic"] == "content.entry.created")
+            .unwrap();
         assert_eq!(created["payload"]["type"], "page");
         assert_eq!(created["payload"]["id"], hello);
 
         // Type changes: a required field without a default refuses with a report (dry-run too).
-        let second = api.create("page", json!({"title": "Second", "words": 2000})).await;
+        let second = api
+            .create("page", json!({"title": "Second", "words": 2000}))
+            .await;
         let mut changed = page_type();
-        changed["fields"].as_array_mut().unwrap().push(json!({"name": "lead", "type": "short-text", "required": true}));
-        let (status, body) = api.put("/api/content/types/page?dry-run=true", changed.clone()).await;
+        changed["fields"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"name": "lead", "type": "short-text", "required": true}));
+        let (status, body) = api
+            .put("/api/content/types/page?dry-run=true", changed.clone())
+            .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body["ok"], false);
         let (status, body) = api.put("/api/content/types/page", changed.clone()).await;
-        assert_eq!((status, code(&body)), (StatusCode::CONFLICT, "type_change_refused"), "{body}");
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::CONFLICT, "type_change_refused"),
+            "{body}"
+        );
         let report = &body["error"]["report"][0];
         assert_eq!(report["field"], "lead");
         assert_eq!(report["entries"].as_array().unwrap().len(), 2, "{body}");
@@ -782,14 +1237,22 @@ async fn hooks_events_schedules_type_changes_schema_and_openapi() {
         retyped["fields"][2]["type"] = json!("boolean");
         let (status, body) = api.put("/api/content/types/page", retyped).await;
         assert_eq!(status, StatusCode::CONFLICT, "{body}");
-        assert!(body["error"]["report"][0]["problem"].as_str().unwrap().contains("integer to boolean"), "{body}");
+        assert!(
+            body["error"]["report"][0]["problem"]
+                .as_str()
+                .unwrap()
+                .contains("integer to boolean"),
+            "{body}"
+        );
         // With a default it migrates: every entry gets the value; a removed field goes away.
         changed["fields"][3]["default"] = json!("Read on");
         changed["fields"].as_array_mut().unwrap().remove(2);
         let (status, body) = api.put("/api/content/types/page", changed).await;
         assert_eq!(status, StatusCode::OK, "{backend:?}: {body}");
         assert_eq!(body["migrated"], 2);
-        let (_, body) = api.get(&format!("/api/content/page/{second}?status=draft")).await;
+        let (_, body) = api
+            .get(&format!("/api/content/page/{second}?status=draft"))
+            .await;
         assert_eq!(body["data"]["fields"]["lead"], "Read on", "{body}");
         assert!(body["data"]["fields"].get("words").is_none(), "{body}");
 
@@ -801,16 +1264,26 @@ async fn hooks_events_schedules_type_changes_schema_and_openapi() {
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body["unchanged"], json!(["page"]));
         let (other, other_admin) = site(backend).await.expect("a second site");
-        let other_api = Api { t: &other, token: Some(other_admin) };
+        let other_api = Api {
+            t: &other,
+            token: Some(other_admin),
+        };
         let (status, body) = other_api.post("/api/content/types", author_type()).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         let mut with_relation = schema.clone();
-        with_relation["types"].as_array_mut().unwrap().insert(0, json!({"name": "story", "fields": [
-            {"name": "page", "type": "relation", "target": "page", "cardinality": "one-to-one"}
-        ]}));
+        with_relation["types"].as_array_mut().unwrap().insert(
+            0,
+            json!({"name": "story", "fields": [
+                {"name": "page", "type": "relation", "target": "page", "cardinality": "one-to-one"}
+            ]}),
+        );
         let (status, body) = other_api.post("/api/content/schema", with_relation).await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        assert_eq!(body["created"], json!(["page", "story"]), "targets are created first");
+        assert_eq!(
+            body["created"],
+            json!(["page", "story"]),
+            "targets are created first"
+        );
         let (_, exported) = other_api.get("/api/content/schema").await;
         assert_eq!(exported["types"].as_array().unwrap().len(), 3);
         other.close().await;
@@ -819,9 +1292,18 @@ async fn hooks_events_schedules_type_changes_schema_and_openapi() {
         let (status, doc) = t.get("/api/content/openapi.json").await;
         assert_eq!(status, StatusCode::OK, "{doc}");
         assert_eq!(doc["openapi"], "3.1.0");
-        assert!(doc["paths"]["/api/content/page"]["get"].is_object(), "{doc}");
-        assert_eq!(doc["components"]["schemas"]["page"]["properties"]["fields"]["properties"]["lead"]["type"], "string");
-        assert_eq!(doc["components"]["schemas"]["page"]["properties"]["fields"]["required"], json!(["title", "lead"]));
+        assert!(
+            doc["paths"]["/api/content/page"]["get"].is_object(),
+            "{doc}"
+        );
+        assert_eq!(
+            doc["components"]["schemas"]["page"]["properties"]["fields"]["properties"]["lead"]["type"],
+            "string"
+        );
+        assert_eq!(
+            doc["components"]["schemas"]["page"]["properties"]["fields"]["required"],
+            json!(["title", "lead"])
+        );
         t.close().await;
     }
 }
@@ -841,5 +1323,11 @@ fn httpdate_rfc3339(ms: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z", rem / 3600, rem % 3600 / 60, rem % 60, ms % 1000)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms % 1000
+    )
 }

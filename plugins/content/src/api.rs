@@ -173,6 +173,17 @@ fn change_type(req: &Request, name: &str) -> ApiResult<Response> {
 /// Changes a type: checks every stored entry against the new definition, refuses with a report
 /// of what would break, else migrates the entries (dropping removed fields, filling defaults),
 /// rebuilds the indexes and saves the type.
+/// An entry's fields under a changed type: fields the type no longer has are dropped, new ones
+/// get their defaults.
+fn migrated(new: &ContentType, m: &Map<String, Value>) -> Map<String, Value> {
+    let mut out: Map<String, Value> = store::strip(m)
+        .into_iter()
+        .filter(|(k, _)| new.field(k).is_some())
+        .collect();
+    schema::complete(new, &mut out);
+    out
+}
+
 fn apply_type_change(new: ContentType, dry_run: bool) -> ApiResult<(u16, Value)> {
     let old = store::load_type(&new.name)?;
     let mut types = store::all_types()?;
@@ -194,16 +205,8 @@ fn apply_type_change(new: ContentType, dry_run: bool) -> ApiResult<(u16, Value)>
         let page = q.fetch()?;
         for d in &page.documents {
             let mut s = d.data.clone();
-            let migrate = |m: &Map<String, Value>| -> Map<String, Value> {
-                let mut out: Map<String, Value> = store::strip(m)
-                    .into_iter()
-                    .filter(|(k, _)| new.field(k).is_some())
-                    .collect();
-                schema::complete(&new, &mut out);
-                out
-            };
-            s.fields = migrate(&d.data.fields);
-            s.published = d.data.published.as_ref().map(migrate);
+            s.fields = migrated(&new, &d.data.fields);
+            s.published = d.data.published.as_ref().map(|m| migrated(&new, m));
             for (version, fields) in [
                 ("draft", Some(&s.fields)),
                 ("published", s.published.as_ref()),

@@ -204,6 +204,8 @@ impl Pattern {
         Ok(Self { items, start, end })
     }
 
+    // `p` indexes both `reach` and `next`, and `q` walks on from it.
+    #[allow(clippy::needless_range_loop)]
     pub fn matches(&self, s: &str) -> bool {
         let chars: Vec<char> = s.chars().collect();
         let n = chars.len();

@@ -190,7 +190,7 @@ pub fn build_filter(
                         format!("{}.__rev.{name}", view.prefix()),
                     )
                 });
-                field_filter(ty, field, path, shadows, param, v, view, locale, depth)?
+                field_filter(field, path, shadows, param, v, view, locale, depth)?
             }
         });
     }
@@ -208,7 +208,6 @@ fn is_ops(v: &Value) -> bool {
 
 #[allow(clippy::too_many_arguments)]
 fn field_filter(
-    ty: &ContentType,
     field: &Field,
     path: String,
     shadows: Option<(String, String)>,
@@ -243,7 +242,6 @@ fn field_filter(
                     )));
                 };
                 parts.push(field_filter(
-                    ty,
                     f,
                     format!("{path}.{k}"),
                     None,
