@@ -20,6 +20,7 @@ const GUESTS: &[(&str, &str, &str)] = &[
     ("TALLY", "tally", "tests/components/tally"),
     ("FUZZER", "fuzzer", "tests/components/fuzzer"),
     ("CONTENT", "content", "plugins/content"),
+    ("WEBHOOKS", "webhooks", "plugins/webhooks"),
 ];
 
 const TARGET: &str = "wasm32-wasip2";

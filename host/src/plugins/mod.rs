@@ -645,7 +645,10 @@ impl PluginManager {
             Some(grant) => Some(
                 capabilities::http_client::HttpClientState::new(
                     manifest.id.as_str(),
-                    grant,
+                    &capabilities::http_client::with_site_hosts(
+                        grant,
+                        policy.site_hosts(manifest.id.as_str()),
+                    ),
                     policy.internal_networks(manifest.id.as_str()),
                     self.services.egress.clone(),
                     site.outbound_timeout,

@@ -597,6 +597,15 @@ impl Policy {
         Ok((limits, quotas))
     }
 
+    /// The hosts `[policy.overrides.<id>] hosts` lists for plugin `id`. A plugin whose manifest
+    /// says `site-hosts = true` may call them on top of its manifest's hosts.
+    pub fn site_hosts(&self, id: &str) -> &[HostPattern] {
+        self.overrides
+            .get(id)
+            .map(|o| o.hosts.as_slice())
+            .unwrap_or_default()
+    }
+
     /// Internal networks `id`'s outbound requests may reach (none unless the operator lists them).
     pub fn internal_networks(&self, id: &str) -> &[IpNet] {
         self.overrides

@@ -130,7 +130,8 @@ pub struct PluginOverride {
     /// `10.0.0.0/8`): loopback, private and link-local addresses are refused unless listed here.
     /// Never for plugins you don't trust.
     pub internal_networks: Vec<String>,
-    /// Hosts this plugin may be granted beyond `[capabilities.http-client] hosts`.
+    /// Hosts this plugin may be granted beyond `[capabilities.http-client] hosts`; and, when its
+    /// manifest says `site-hosts = true` (webhooks), hosts it may call on top of its manifest's.
     pub hosts: Vec<String>,
 }
 

@@ -29,3 +29,4 @@ mod s3_server;
 mod sandbox;
 mod schedules;
 mod support;
+mod webhooks;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
-use ucms_manifest::HttpClientGrant;
+use ucms_manifest::{HostPattern, HttpClientGrant};
 use wasmtime::component::{HasData, Linker};
 
 use self::egress::{AddressRules, CheckedResolver, EgressDenied, Lookup};
@@ -79,6 +79,18 @@ impl HttpClientState {
     }
 }
 
+/// The grant a plugin runs with: its manifest's hosts, plus — when the manifest says
+/// `site-hosts = true` — the hosts the operator's policy lists for it
+/// (`[policy.overrides.<id>] hosts`). Without `site-hosts` those only widen what the manifest
+/// may ask for; they never reach a plugin that didn't ask the site to choose.
+pub fn with_site_hosts(grant: &HttpClientGrant, site: &[HostPattern]) -> HttpClientGrant {
+    let mut grant = grant.clone();
+    if grant.site_hosts {
+        grant.hosts.extend(site.iter().cloned());
+    }
+    grant
+}
+
 /// Checks a destination against the grant; IP literals against the internal ranges too (names are
 /// checked by the resolver, after resolution).
 fn check_url(
@@ -101,10 +113,22 @@ fn check_url(
     let port = url.port_or_known_default().unwrap_or(443);
     if !grant.allows(&host, port) {
         let granted: Vec<String> = grant.hosts.iter().map(ToString::to_string).collect();
-        return Err(EgressDenied(format!(
-            "{host}:{port} is not among the hosts the manifest grants ({})",
-            granted.join(", ")
-        )));
+        return Err(EgressDenied(if grant.site_hosts {
+            format!(
+                "{host}:{port} is not among the hosts this plugin may call ({}); the site's \
+                 operator grants them in the policy, [policy.overrides.<plugin id>] hosts",
+                if granted.is_empty() {
+                    "none yet".to_string()
+                } else {
+                    granted.join(", ")
+                }
+            )
+        } else {
+            format!(
+                "{host}:{port} is not among the hosts the manifest grants ({})",
+                granted.join(", ")
+            )
+        }));
     }
     if let Some(ip) = ip {
         addresses.check(ip)?;
