@@ -42,6 +42,16 @@ impl RegistryError {
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::api(StatusCode::NOT_FOUND, "not_found", message)
     }
+    /// A write's database error, where a foreign-key violation means the row it refers to is
+    /// missing: `not_found` with `missing`'s message, anything else as it is.
+    pub fn or_missing(error: sqlx::Error, missing: impl FnOnce() -> String) -> Self {
+        match error {
+            sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+                Self::not_found(missing())
+            }
+            other => other.into(),
+        }
+    }
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::api(StatusCode::CONFLICT, "conflict", message)
     }

@@ -396,11 +396,8 @@ impl Registry {
             .await
             .map(|r| r.rows_affected())
         })
-        .map_err(|e| match e {
-            sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
-                RegistryError::not_found(format!("no package '{package}' is published here"))
-            }
-            other => other.into(),
+        .map_err(|e| {
+            RegistryError::or_missing(e, || format!("no package '{package}' is published here"))
         })?;
         self.review(package, &user.id).await?.ok_or_else(|| {
             RegistryError::Internal(anyhow::anyhow!("a review just written is missing"))
@@ -512,11 +509,10 @@ impl Registry {
             .await
             .map(|r| r.rows_affected())
         })
-        .map_err(|e| match e {
-            sqlx::Error::Database(db) if db.is_foreign_key_violation() => RegistryError::not_found(
-                format!("there is no review of '{package}' by '{author}'"),
-            ),
-            other => other.into(),
+        .map_err(|e| {
+            RegistryError::or_missing(e, || {
+                format!("there is no review of '{package}' by '{author}'")
+            })
         })?;
         tracing::info!(package, author, reporter = %reporter.id, "review reported");
         Ok(())

@@ -541,11 +541,8 @@ impl Registry {
                     .await
                     .map(|r| r.rows_affected())
             })
-            .map_err(|e| match e {
-                sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
-                    RegistryError::not_found(format!("there is no publisher '{publisher}'"))
-                }
-                other => other.into(),
+            .map_err(|e| {
+                RegistryError::or_missing(e, || format!("there is no publisher '{publisher}'"))
             })?;
         } else {
             let owners = self.owners(id).await?;
