@@ -44,6 +44,8 @@ pub struct Services {
     pub events: Arc<EventBus>,
     pub identity: Identity,
     pub metrics: Metrics,
+    /// Each plugin's recent log lines on this node, for the admin's log viewer.
+    pub logbook: crate::runtime::logbook::Logbook,
     pub limits: SiteLimits,
     /// How plugins' outbound requests resolve names (`[egress] nameservers`).
     pub egress: crate::capabilities::http_client::egress::Lookup,
@@ -122,6 +124,7 @@ impl Services {
                 .with_site_config(config)
                 .context("cannot set up identity ([auth], [cluster] redis-url)")?,
             metrics: Metrics::new(),
+            logbook: Default::default(),
             limits: SiteLimits::from_config(limits),
             egress: if config.egress.nameservers.is_empty() {
                 crate::capabilities::http_client::egress::Lookup::System

@@ -28,6 +28,8 @@ pub struct LogCtx<'a> {
     pub limiter: &'a PerMinute,
     pub metrics: &'a Metrics,
     pub health: &'a Health,
+    /// The plugin's recent lines on this node (the admin's log viewer).
+    pub ring: &'a crate::runtime::logbook::PluginLog,
 }
 
 struct Log;
@@ -54,6 +56,16 @@ fn truncate(s: &mut String, max: usize) {
         }
         s.truncate(cut);
         s.push('…');
+    }
+}
+
+fn level_name(level: Level) -> &'static str {
+    match level {
+        Level::Trace => "trace",
+        Level::Debug => "debug",
+        Level::Info => "info",
+        Level::Warn => "warn",
+        Level::Error => "error",
     }
 }
 
@@ -95,7 +107,25 @@ impl wit::Host for LogCtx<'_> {
         let (plugin, request_id) = (self.plugin, self.request_id);
         if dropped > 0 {
             tracing::warn!(target: "ucms::plugin", plugin, dropped, "log lines dropped: the plugin wrote faster than its log rate");
+            self.ring.push(
+                "warn",
+                "host",
+                format!("{dropped} log lines dropped: the plugin wrote faster than its log rate"),
+                serde_json::Value::Null,
+                None,
+            );
         }
+        self.ring.push(
+            level_name(level),
+            "plugin",
+            message.clone(),
+            if fields.as_object().is_some_and(|f| f.is_empty()) {
+                serde_json::Value::Null
+            } else {
+                fields.clone()
+            },
+            Some(request_id.to_string()),
+        );
         match level {
             Level::Trace => {
                 tracing::trace!(target: "ucms::plugin", plugin, request_id, %fields, "{message}")

@@ -491,6 +491,10 @@ impl PluginManager {
                             .bind(id)
                             .execute(&mut *tx)
                             .await?;
+                        sqlx::query("DELETE FROM plugin_settings WHERE plugin = $1")
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await?;
                     }
                     sqlx::query(Journal::switched_sql())
                         .bind(now)
@@ -507,6 +511,7 @@ impl PluginManager {
                 self.purge_data(id).await;
             }
             self.services.metrics.forget_plugin(id);
+            self.services.logbook.forget(id);
             self.replace_slot(id, None).await;
             let dir = self.data.root().join("plugins").join(id);
             if let Err(e) = std::fs::remove_dir_all(&dir)

@@ -19,6 +19,7 @@ mod lifecycle;
 mod loaded;
 mod quarantine;
 pub mod registry;
+pub mod settings;
 mod source;
 
 use std::collections::BTreeMap;
@@ -506,6 +507,7 @@ impl PluginManager {
                 changed += 1;
                 tracing::info!(plugin = %id, "plugin removed by another process");
                 self.services.metrics.forget_plugin(id);
+                self.services.logbook.forget(id);
             }
         }
         if changed > 0 {
@@ -638,7 +640,8 @@ impl PluginManager {
         })?;
         let (limits, quotas) = policy.resolve_limits(manifest)?;
         let operator = self.config.plugin(manifest.id.as_str());
-        let settings = capabilities::config::PluginSettings::resolve(manifest, &operator)
+        let saved = self.saved_settings(manifest.id.as_str()).await?;
+        let settings = capabilities::config::PluginSettings::resolve(manifest, &operator, &saved)
             .map_err(PluginError::Settings)?;
         let site = &self.services.limits;
         let http = match &manifest.capabilities.http_client {
@@ -669,13 +672,15 @@ impl PluginManager {
                 max_blob_bytes: quotas.max_blob_mib.saturating_mul(MIB),
             }
         });
+        let log = self.services.logbook.plugin(manifest.id.as_str());
         let health = Health::new(
             manifest.id.as_str(),
             policy.quarantine().clone(),
             self.services.metrics.clone(),
             self.services.supervisor.clone(),
         )
-        .with_audit(self.services.identity.clone());
+        .with_audit(self.services.identity.clone())
+        .with_log(log.clone());
         let ctx = Arc::new(PluginContext {
             id: manifest.id.clone(),
             manifest: manifest.clone(),
@@ -684,6 +689,7 @@ impl PluginManager {
             services: self.services.clone(),
             metrics: self.services.metrics.plugin(manifest.id.as_str()),
             health,
+            log,
             caps: PluginCapabilities {
                 log: capabilities::log::log_limiter(limits.log_lines_per_minute),
                 events: capabilities::rate::PerMinute::new(

@@ -22,4 +22,6 @@ pub struct PluginContext {
     pub metrics: PluginMetrics,
     /// Its failures and breaches, and quarantine when they pile up.
     pub health: Health,
+    /// Its recent log lines on this node (the plugin's and the host's about it).
+    pub log: Arc<super::logbook::PluginLog>,
 }

@@ -113,6 +113,8 @@ pub struct Health {
     audit: Option<Identity>,
     /// Per capability: when its refusals were last audited, and how many since.
     audited: Mutex<std::collections::HashMap<&'static str, (Instant, u64)>>,
+    /// The plugin's log ring, where breaches and refusals are noted too.
+    log: Option<Arc<super::logbook::PluginLog>>,
 }
 
 impl std::fmt::Debug for Health {
@@ -144,7 +146,14 @@ impl Health {
             supervisor,
             audit: None,
             audited: Mutex::default(),
+            log: None,
         }
+    }
+
+    /// Copies breaches and refusals into the plugin's log ring, for the admin's log viewer.
+    pub fn with_log(mut self, log: Arc<super::logbook::PluginLog>) -> Self {
+        self.log = Some(log);
+        self
     }
 
     /// Audits capability refusals in `identity`'s audit log.
@@ -158,6 +167,7 @@ impl Health {
     /// `capability.refused` — at most one per capability per minute, counting the others.
     pub fn refused(&self, capability: &'static str, detail: &str) {
         tracing::warn!(target: "ucms::capabilities", plugin = %self.plugin, capability, "refused: {detail}");
+        self.note(format!("{capability} refused: {detail}"));
         self.metrics.capability_refused(&self.plugin, capability);
         let Some(identity) = &self.audit else { return };
         let suppressed = {
@@ -192,6 +202,12 @@ impl Health {
         });
     }
 
+    fn note(&self, message: String) {
+        if let Some(log) = &self.log {
+            log.push("warn", "host", message, serde_json::Value::Null, None);
+        }
+    }
+
     fn width(&self) -> Duration {
         Duration::from_secs(self.rules.window_secs.max(1)).div_f64(BUCKETS as f64)
     }
@@ -206,6 +222,7 @@ impl Health {
     /// a log line, `ucms_plugin_limit_breaches_total{limit}`, and a failure in the window.
     pub fn breach(&self, limit: &'static str, code: &'static str, detail: &str) {
         tracing::warn!(target: "ucms::limits", plugin = %self.plugin, limit, code, "{detail}");
+        self.note(format!("{code} ({limit}): {detail}"));
         self.metrics.limit_breach(&self.plugin, limit);
         self.record(0, Some(code));
     }

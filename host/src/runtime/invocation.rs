@@ -123,6 +123,7 @@ impl LogView for InvocationState {
             limiter: &plugin.caps.log,
             metrics: &plugin.services.metrics,
             health: &plugin.health,
+            ring: &plugin.log,
         }
     }
 }
@@ -519,6 +520,13 @@ impl Invoker {
             Ok(_) => {
                 if !stderr.is_empty() {
                     tracing::info!(target: "ucms::plugin", plugin = plugin_id, request_id, stderr = %stderr.trim_end(), "plugin stderr");
+                    self.ctx.log.push(
+                        "info",
+                        "plugin",
+                        format!("stderr: {}", stderr.trim_end()),
+                        serde_json::Value::Null,
+                        Some(request_id.to_string()),
+                    );
                 }
             }
             Err(error) => {
@@ -540,6 +548,19 @@ impl Invoker {
                     stderr = %stderr.trim_end(),
                     backtrace = %backtrace,
                     "{error}"
+                );
+                let mut message = format!("{} failed: {error}", kind.as_str());
+                for (what, text) in [("detail", detail.as_str()), ("stderr", stderr.trim_end())] {
+                    if !text.is_empty() {
+                        message.push_str(&format!("\n{what}: {text}"));
+                    }
+                }
+                self.ctx.log.push(
+                    "error",
+                    "host",
+                    message,
+                    serde_json::Value::Null,
+                    Some(request_id.to_string()),
                 );
             }
         }

@@ -14,6 +14,7 @@ pub mod cpu;
 pub mod health;
 pub mod invocation;
 pub mod limits;
+pub mod logbook;
 mod output;
 
 use std::hash::{Hash, Hasher};

@@ -31,12 +31,70 @@ pub fn routes() -> Router<Site> {
         .route("/admin/pages", get(pages))
         .route("/plugins/{id}/page-token", post(page_token))
         .route("/plugins/{id}/metrics", get(plugin_metrics))
-        .route("/plugins/{id}/settings", get(plugin_settings))
+        .route(
+            "/plugins/{id}/settings",
+            get(plugin_settings).put(save_settings),
+        )
+        .route("/plugins/{id}/logs", get(plugin_logs))
 }
 
-/// A plugin's settings schema (from its manifest) and the values in force (from `ucms.toml` or
-/// `UCMS_PLUGINS__…` variables, else the defaults), for the admin's settings form. Secrets are
-/// never shown. The values are the operator's configuration, so the admin shows them read-only.
+#[derive(Debug, Deserialize)]
+struct LogsQuery {
+    /// Only lines after this `seq` (what the last page's `next_after` said): for tailing.
+    after: Option<u64>,
+    /// This level and above: trace, debug, info (the default), warn or error.
+    level: Option<String>,
+    /// At most this many of the newest lines (default 200, at most 1000).
+    limit: Option<usize>,
+}
+
+/// A plugin's recent log lines on this node — its own, and the host's about it (failed
+/// invocations, limit breaches, refused capabilities) — newest last. The ring is memory only and
+/// per node (docs/admin-guide.md); lines may carry what plugins log, so reading them needs
+/// `ucms.plugins.manage`.
+async fn plugin_logs(
+    State(site): State<Site>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<LogsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(permissions::PLUGINS_MANAGE)?;
+    if site.plugins.get(&id).is_none() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "plugin_not_found",
+            format!("no plugin '{id}' is installed"),
+        ));
+    }
+    let level = q.level.as_deref().unwrap_or("info");
+    if !crate::runtime::logbook::LEVELS.contains(&level) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_level",
+            format!(
+                "level '{level}' is not one of {}",
+                crate::runtime::logbook::LEVELS.join(", ")
+            ),
+        ));
+    }
+    let limit = q.limit.unwrap_or(200).clamp(1, 1000);
+    let page = site
+        .services
+        .logbook
+        .plugin(&id)
+        .read(q.after, level, limit);
+    Ok(Json(json!({
+        "plugin": id,
+        "node_only": true,
+        "lines": page.lines,
+        "next_after": page.next_after,
+        "evicted": page.evicted,
+    })))
+}
+
+/// A plugin's settings schema (from its manifest) and the values in force — from `ucms.toml` or
+/// `UCMS_PLUGINS__…` variables (locked: shown, not editable), else saved from the admin, else the
+/// defaults — for the admin's settings form. Secrets are never shown.
 async fn plugin_settings(
     State(site): State<Site>,
     caller: Caller,
@@ -50,36 +108,68 @@ async fn plugin_settings(
             format!("no plugin '{id}' is installed"),
         )
     })?;
+    let resolved = site.plugins.resolved_settings(&id).await;
     let schema: Vec<Value> = slot
         .manifest
         .settings
         .iter()
         .map(|(name, spec)| {
+            let locked = resolved.as_ref().is_ok_and(|r| r.is_locked(name));
             json!({
                 "name": name,
                 "kind": spec.kind.name(),
                 "description": spec.description,
                 "default": spec.default,
                 "required": spec.required,
+                "locked": locked,
+                "skipped": resolved.as_ref().ok().and_then(|r| r.skipped().get(name)),
             })
         })
         .collect();
-    let operator = site.plugins.config().plugin(&id);
-    let (values, problem) =
-        match crate::capabilities::config::PluginSettings::resolve(&slot.manifest, &operator) {
-            Ok(resolved) => (Value::Object(resolved.settings().clone()), None),
-            Err(e) => (json!({}), Some(e.to_string())),
-        };
+    let (values, problem) = match &resolved {
+        Ok(resolved) => (Value::Object(resolved.settings().clone()), None),
+        Err(e) => (json!({}), Some(e.to_string())),
+    };
+    let saved = site.plugins.saved_settings(&id).await?;
     Ok(Json(json!({
         "plugin": id,
         "schema": schema,
         "values": values,
+        "saved": saved,
         "problem": problem,
-        "editable": false,
-        "how_to_change": format!(
-            "set [plugins.{id}.settings] in ucms.toml (or UCMS_PLUGINS__{}__SETTINGS__NAME) and restart or reload the site",
+        "editable": caller.0.permits(permissions::PLUGINS_MANAGE),
+        "locked_how": format!(
+            "locked settings are set in ucms.toml, [plugins.{id}.settings] (or UCMS_PLUGINS__{}__SETTINGS__NAME), which wins over the admin",
             id.to_uppercase().replace('-', "_")
         ),
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SaveSettings {
+    /// The admin's values, the whole set: a setting left out goes back to its default.
+    values: serde_json::Map<String, Value>,
+}
+
+/// Saves the admin's settings of a plugin (`ucms.plugins.manage`) and reloads it: each value is
+/// checked against the manifest; settings the operator's configuration sets are refused.
+async fn save_settings(
+    State(site): State<Site>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(body): Json<SaveSettings>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(permissions::PLUGINS_MANAGE)?;
+    let actor = caller.0.actor();
+    let info = site
+        .plugins
+        .save_settings(&id, body.values, Some(&actor))
+        .await?;
+    let resolved = site.plugins.resolved_settings(&id).await?;
+    Ok(Json(json!({
+        "plugin": info,
+        "values": resolved.settings(),
     })))
 }
 

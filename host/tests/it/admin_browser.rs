@@ -170,6 +170,17 @@ async fn the_admin_ui_in_chromium() {
     let (t, _registry, _dir) = site_with_registry().await;
     // The content plugin, for the type builder and the entry editor.
     t.install(ucms_test_components::CONTENT).await;
+    // Anonymous visitors read published content (the public delivery API, with its caching).
+    let token = t.admin_token().await;
+    let (status, body) = t
+        .request(
+            Method::PUT,
+            "/api/ucms/roles/public",
+            Some(&token),
+            Some(serde_json::json!({ "description": "anonymous delivery", "permissions": ["content.read"] })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     let addr = t.serve().await;
     let shots = repo().join("target/test-output/admin");
     std::fs::create_dir_all(&shots).unwrap();
@@ -201,7 +212,6 @@ async fn the_admin_ui_in_chromium() {
     assert_eq!(slot.manifest.version.to_string(), "0.1.0");
     assert_eq!(slot.state.label(), "disabled");
     assert_eq!(slot.previous_version.as_deref(), Some("0.2.0"));
-    let token = t.admin_token().await;
     let (status, audit) = t
         .request(Method::GET, "/api/ucms/audit?limit=200", Some(&token), None)
         .await;
@@ -213,12 +223,14 @@ async fn the_admin_ui_in_chromium() {
         .filter_map(|e| e["action"].as_str())
         .collect();
     assert!(actions.contains(&"auth.sign-in"), "{actions:?}");
+    assert!(actions.contains(&"plugin.settings"), "{actions:?}");
     for shot in [
         "sign-in",
         "dashboard",
         "consent-install",
         "consent-upgrade",
         "plugin-page",
+        "plugin-settings-and-log",
     ] {
         assert!(
             shots.join(format!("{shot}.png")).is_file(),
@@ -359,7 +371,7 @@ async fn the_admin_is_served_with_a_strict_policy_and_plugin_pages_get_scoped_to
         .unwrap_or_else(|| panic!("no count of HTTP invocations in {metrics}"));
     assert!(invocations["value"].as_f64().unwrap() >= 1.0, "{metrics}");
 
-    // Its settings schema and values (hello has none), read-only.
+    // Its settings schema and values (hello has none).
     let (status, settings) = t
         .request(
             Method::GET,
@@ -370,7 +382,7 @@ async fn the_admin_is_served_with_a_strict_policy_and_plugin_pages_get_scoped_to
         .await;
     assert_eq!(status, StatusCode::OK, "{settings}");
     assert_eq!(settings["schema"], serde_json::json!([]));
-    assert_eq!(settings["editable"], false);
+    assert_eq!(settings["editable"], true, "an admin may save settings");
 
     // The page is listed and its asset served sandboxed; paths can't leave assets/.
     let (status, pages) = t

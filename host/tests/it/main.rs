@@ -21,6 +21,7 @@ mod install;
 mod kv;
 mod lifecycle;
 mod oidc_provider;
+mod plugin_settings;
 mod policy;
 mod quarantine;
 mod routes;

@@ -193,6 +193,31 @@ try {
     });
   }
 
+  if (process.env.UCMS_CONTENT === '1') {
+    await run("change a plugin's setting and read its log", async () => {
+      await nav('Plugins').click();
+      await page.locator('tr[data-plugin="content"]').getByRole('link', { name: 'content' }).click();
+      await heading(/content\s+0\.1\.0/).waitFor();
+      const field = page.locator('#setting-cache-max-age');
+      await field.fill('30');
+      await page.getByRole('button', { name: 'Save settings' }).click();
+      await page.getByText('Saved; the plugin was reloaded with them.').waitFor();
+      // The delivery API now tells caches 30 seconds (an anonymous read: no cookie).
+      const cache = await page.evaluate(
+        async () => (await fetch('/api/content/article?q=browser', { credentials: 'omit' })).headers.get('cache-control'),
+      );
+      expect(/max-age=30\b/.test(cache ?? ''), `after saving, public reads say cache-control: ${cache}`);
+      await field.fill('thirty');
+      await page.getByRole('button', { name: 'Save settings' }).click();
+      await page.getByText('is not a valid integer').waitFor();
+      await page.getByRole('heading', { name: 'Log (this node)' }).scrollIntoViewIfNeeded();
+      await page.getByLabel('Level').selectOption('trace');
+      // The content plugin logs little; what it has (or that it has nothing) is shown.
+      await page.locator('table.log tbody tr').first().or(page.getByText('No lines yet.')).waitFor();
+      await shot('plugin-settings-and-log');
+    });
+  }
+
   await run('users, roles and the audit log', async () => {
     await nav('Users').click();
     await heading('Users').waitFor();

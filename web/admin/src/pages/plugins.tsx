@@ -1,5 +1,5 @@
-import { useState } from 'preact/hooks';
-import { type Plan, type PluginInfo, del, get, post, qs } from '../api';
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { type Plan, type PluginInfo, del, get, post, put, qs } from '../api';
 import { navigate } from '../router';
 import { CapabilityList, ErrorBox, Link, Loading, Notice, StateBadge, useAction, useLoad, when } from '../ui';
 import { Consent } from './consent';
@@ -212,6 +212,7 @@ export function PluginDetail({ id }: { id: string }) {
           </div>
           <Settings id={id} />
           <Metrics id={id} />
+          <Logs id={id} />
           <DeadLetters id={id} />
         </>
       )}
@@ -318,56 +319,261 @@ function Metrics({ id }: { id: string }) {
 }
 
 interface SettingsAnswer {
-  schema: { name: string; kind: string; description: string; default: unknown; required: boolean }[];
+  schema: {
+    name: string;
+    kind: string;
+    description: string;
+    default: unknown;
+    required: boolean;
+    locked: boolean;
+    skipped: string | null;
+  }[];
   values: Record<string, unknown>;
+  saved: Record<string, unknown>;
   problem: string | null;
-  how_to_change: string;
+  editable: boolean;
+  locked_how: string;
 }
 
-/** A form generated from the plugin's settings schema, showing the values in force. They are
- * the operator's configuration (ucms.toml), so it is read-only and says how to change them. */
+/** The text a setting's input shows: strings as they are, everything else as JSON. */
+function shown(kind: string, value: unknown): string {
+  if (value === undefined || value === null) return '';
+  return kind === 'string' && typeof value === 'string' ? value : JSON.stringify(value);
+}
+
+/** What the input's text means for a setting of `kind`; throws with what is wrong. */
+function parsed(name: string, kind: string, text: string): unknown {
+  if (text.trim() === '') return null;
+  if (kind === 'string') return text;
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new Error(`${name}: "${text}" is not a valid ${kind}`);
+  }
+  const ok =
+    (kind === 'integer' && Number.isInteger(value)) ||
+    (kind === 'number' && typeof value === 'number') ||
+    (kind === 'array' && Array.isArray(value)) ||
+    (kind === 'object' && typeof value === 'object' && value !== null && !Array.isArray(value));
+  if (!ok) throw new Error(`${name}: "${text}" is not a valid ${kind}`);
+  return value;
+}
+
+/** A form generated from the plugin's settings schema. Values the site's configuration sets
+ * (ucms.toml, UCMS_ variables) are locked and shown read-only; the others are saved through
+ * PUT /api/ucms/plugins/{id}/settings, which reloads the plugin with them. An empty field goes
+ * back to the default. */
 function Settings({ id }: { id: string }) {
   const settings = useLoad(() => get<SettingsAnswer>(`/api/ucms/plugins/${id}/settings`), [id]);
+  const save = useAction();
+  const [draft, setDraft] = useState<Record<string, string>>({});
+  const [flags, setFlags] = useState<Record<string, boolean | null>>({});
+  const [saved, setSaved] = useState(false);
   const s = settings.data;
+  useEffect(() => {
+    if (!s) return;
+    const d: Record<string, string> = {};
+    const f: Record<string, boolean | null> = {};
+    for (const field of s.schema) {
+      const v = s.saved[field.name];
+      if (field.kind === 'boolean') f[field.name] = typeof v === 'boolean' ? v : null;
+      else d[field.name] = shown(field.kind, v);
+    }
+    setDraft(d);
+    setFlags(f);
+  }, [s]);
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    if (!s) return;
+    setSaved(false);
+    const values: Record<string, unknown> = {};
+    const ok = await save.run(async () => {
+      for (const f of s.schema) {
+        if (f.locked) continue;
+        const v = f.kind === 'boolean' ? flags[f.name] ?? null : parsed(f.name, f.kind, draft[f.name] ?? '');
+        if (v !== null) values[f.name] = v;
+      }
+      return put(`/api/ucms/plugins/${id}/settings`, { values });
+    });
+    if (ok !== undefined) {
+      setSaved(true);
+      settings.reload();
+    }
+  };
   return (
     <section aria-labelledby="settings-h">
       <h2 id="settings-h">Settings</h2>
-      <ErrorBox error={settings.error} />
+      <ErrorBox error={settings.error ?? save.error} />
       {s && s.schema.length === 0 && <p class="muted">This plugin has no settings.</p>}
       {s && s.schema.length > 0 && (
-        <form class="panel" aria-describedby="settings-how" onSubmit={(e) => e.preventDefault()}>
+        <form class="panel" aria-describedby="settings-how" onSubmit={submit}>
           {s.problem && (
             <div class="warning" role="status">
               {s.problem}
             </div>
           )}
           {s.schema.map((f) => {
-            const value = s.values[f.name] ?? f.default;
             const fid = `setting-${f.name}`;
+            const inForce = s.values[f.name];
+            const readOnly = f.locked || !s.editable;
             return (
               <div class="field" key={f.name}>
                 <label for={fid}>
                   {f.name}
                   {f.required ? ' *' : ''} <span class="muted small">({f.kind})</span>
+                  {f.locked && <span class="chip">set by the site's configuration</span>}
                 </label>
                 {f.kind === 'boolean' ? (
-                  <input id={fid} type="checkbox" checked={!!value} disabled />
+                  <select
+                    id={fid}
+                    disabled={readOnly}
+                    value={f.locked ? String(inForce) : flags[f.name] === null || flags[f.name] === undefined ? '' : String(flags[f.name])}
+                    onChange={(e) => {
+                      const v = (e.target as HTMLSelectElement).value;
+                      setFlags({ ...flags, [f.name]: v === '' ? null : v === 'true' });
+                    }}
+                  >
+                    <option value="">default ({shown('boolean', f.default) || 'none'})</option>
+                    <option value="true">true</option>
+                    <option value="false">false</option>
+                  </select>
                 ) : (
                   <input
                     id={fid}
-                    type={(f.kind === 'integer' || f.kind === 'number' ? 'number' : 'text') as 'text'}
-                    value={typeof value === 'string' || typeof value === 'number' ? value : value === undefined ? '' : JSON.stringify(value)}
-                    readOnly
+                    type="text"
+                    inputMode={f.kind === 'integer' || f.kind === 'number' ? 'decimal' : undefined}
+                    value={f.locked ? shown(f.kind, inForce) : draft[f.name] ?? ''}
+                    placeholder={f.default === undefined || f.default === null ? '' : `default: ${shown(f.kind, f.default)}`}
+                    readOnly={readOnly}
+                    onInput={(e) => setDraft({ ...draft, [f.name]: (e.target as HTMLInputElement).value })}
                   />
                 )}
-                <small>{f.description}</small>
+                <small>
+                  {f.description}
+                  {!f.locked && inForce !== undefined && <> — in force: <code>{shown(f.kind, inForce)}</code></>}
+                </small>
+                {f.skipped && <small class="warning">{f.skipped}; the default is used</small>}
               </div>
             );
           })}
+          {s.editable && (
+            <p>
+              <button type="submit" disabled={save.busy}>
+                Save settings
+              </button>{' '}
+              {saved && <span role="status">Saved; the plugin was reloaded with them.</span>}
+            </p>
+          )}
           <p id="settings-how" class="muted small">
-            To change them: {s.how_to_change}.
+            An empty field uses the default. {s.schema.some((f) => f.locked) ? `Some are locked: ${s.locked_how}.` : ''}
           </p>
         </form>
+      )}
+    </section>
+  );
+}
+
+interface LogLine {
+  seq: number;
+  at_ms: number;
+  level: string;
+  source: string;
+  message: string;
+  fields?: Record<string, string>;
+  request_id?: string;
+}
+
+/** The plugin's recent log on the node that answers (its own lines and the host's about it),
+ * newest last, with a level filter and a follow mode that polls for new lines. */
+function Logs({ id }: { id: string }) {
+  const [level, setLevel] = useState('info');
+  const [lines, setLines] = useState<LogLine[]>([]);
+  const [error, setError] = useState<unknown>(null);
+  const [follow, setFollow] = useState(false);
+  const [evicted, setEvicted] = useState(0);
+  const after = useRef<number | null>(null);
+  const load = async (fresh: boolean) => {
+    try {
+      const page = await get<{ lines: LogLine[]; next_after: number; evicted: number }>(
+        `/api/ucms/plugins/${id}/logs${qs({ level, limit: 200, after: fresh ? undefined : after.current ?? undefined })}`,
+      );
+      after.current = page.next_after;
+      setEvicted(page.evicted);
+      setLines((old) => (fresh ? page.lines : [...old, ...page.lines].slice(-500)));
+      setError(null);
+    } catch (e) {
+      setError(e);
+    }
+  };
+  useEffect(() => {
+    after.current = null;
+    void load(true);
+  }, [id, level]);
+  useEffect(() => {
+    if (!follow) return;
+    const timer = setInterval(() => void load(false), 2000);
+    return () => clearInterval(timer);
+  }, [follow, id, level]);
+  return (
+    <section aria-labelledby="logs-h">
+      <h2 id="logs-h">Log (this node)</h2>
+      <p class="muted">
+        What the plugin logged, and what the host said about it (failed invocations, limit breaches, refused capabilities). Each node keeps the newest
+        256 KiB in memory{evicted > 0 ? ` (${evicted} older lines dropped)` : ''}; the site's log pipeline keeps everything.
+      </p>
+      <div class="toolbar">
+        <label>
+          Level{' '}
+          <select value={level} onChange={(e) => setLevel((e.target as HTMLSelectElement).value)}>
+            {['trace', 'debug', 'info', 'warn', 'error'].map((l) => (
+              <option key={l} value={l}>
+                {l} and above
+              </option>
+            ))}
+          </select>
+        </label>{' '}
+        <label>
+          <input type="checkbox" checked={follow} onChange={(e) => setFollow((e.target as HTMLInputElement).checked)} /> Follow
+        </label>{' '}
+        <button type="button" onClick={() => void load(true)}>
+          Refresh
+        </button>
+      </div>
+      <ErrorBox error={error} />
+      {lines.length === 0 && !error && <p class="muted">No lines yet.</p>}
+      {lines.length > 0 && (
+        <div class="table-wrap">
+          <table class="log">
+            <thead>
+              <tr>
+                <th scope="col">Time</th>
+                <th scope="col">Level</th>
+                <th scope="col">From</th>
+                <th scope="col">Message</th>
+              </tr>
+            </thead>
+            <tbody>
+              {lines.map((l) => (
+                <tr key={l.seq} class={`level-${l.level}`}>
+                  <td>{when(l.at_ms)}</td>
+                  <td>{l.level}</td>
+                  <td>{l.source}</td>
+                  <td>
+                    <pre>{l.message}</pre>
+                    {l.fields &&
+                      Object.entries(l.fields).map(([k, v]) => (
+                        <code key={k} class="chip">
+                          {k}={v}
+                        </code>
+                      ))}
+                    {l.request_id && <span class="muted small"> request {l.request_id}</span>}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
       )}
     </section>
   );
