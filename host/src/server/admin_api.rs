@@ -38,6 +38,17 @@ pub fn routes() -> Router<Site> {
         .route("/plugins/{id}/logs", get(plugin_logs))
 }
 
+/// The installed plugin `id`, or 404 `plugin_not_found`.
+fn installed(site: &Site, id: &str) -> Result<std::sync::Arc<crate::plugins::Slot>, ApiError> {
+    site.plugins.get(id).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "plugin_not_found",
+            format!("no plugin '{id}' is installed"),
+        )
+    })
+}
+
 #[derive(Debug, Deserialize)]
 struct LogsQuery {
     /// Only lines after this `seq` (what the last page's `next_after` said): for tailing.
@@ -59,13 +70,7 @@ async fn plugin_logs(
     Query(q): Query<LogsQuery>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(permissions::PLUGINS_MANAGE)?;
-    if site.plugins.get(&id).is_none() {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "plugin_not_found",
-            format!("no plugin '{id}' is installed"),
-        ));
-    }
+    installed(&site, &id)?;
     let level = q.level.as_deref().unwrap_or("info");
     if !crate::runtime::logbook::LEVELS.contains(&level) {
         return Err(ApiError::new(
@@ -101,13 +106,7 @@ async fn plugin_settings(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(permissions::PLUGINS_READ)?;
-    let slot = site.plugins.get(&id).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "plugin_not_found",
-            format!("no plugin '{id}' is installed"),
-        )
-    })?;
+    let slot = installed(&site, &id)?;
     let resolved = site.plugins.resolved_settings(&id).await;
     let schema: Vec<Value> = slot
         .manifest
@@ -181,13 +180,7 @@ async fn plugin_metrics(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(permissions::PLUGINS_READ)?;
-    if site.plugins.get(&id).is_none() {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "plugin_not_found",
-            format!("no plugin '{id}' is installed"),
-        ));
-    }
+    installed(&site, &id)?;
     let text = site.services.metrics.render();
     let samples: Vec<Value> = text
         .lines()
