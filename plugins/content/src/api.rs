@@ -296,7 +296,12 @@ fn apply_type_change(new: ContentType, dry_run: bool) -> ApiResult<(u16, Value)>
         for (id, rev, s) in chunk {
             let mut s = s.clone();
             s.fields = store::with_shadows(&new, &s.fields);
-            s.published = s.published.as_ref().map(|p| store::with_shadows(&new, p));
+            crate::taxonomy::shadow(&new, &mut s.fields)?;
+            if let Some(p) = s.published.as_ref() {
+                let mut p = store::with_shadows(&new, p);
+                crate::taxonomy::shadow(&new, &mut p)?;
+                s.published = Some(p);
+            }
             s.refresh_status();
             batch = batch.replace(&col, id, &s, Some(*rev));
         }
@@ -1280,6 +1285,8 @@ fn write_fields(
                     patch.insert("__lc".into(), Value::Object(lc));
                     patch.insert("__rev".into(), Value::Object(rev));
                 }
+                // Shared taxonomy fields' ancestors (merged into the locale's own `__tax`).
+                crate::taxonomy::shadow(ty, &mut patch)?;
                 extra.push((other.id, patch));
             }
         }

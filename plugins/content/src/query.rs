@@ -461,16 +461,14 @@ fn ops(t: &Target<'_>, v: &Value) -> ApiResult<Filter> {
                         t.param
                     )));
                 };
-                let slugs = crate::taxonomy::subtree(
+                let slug = string(op)?;
+                crate::taxonomy::require_term(
                     f.vocabulary.as_deref().unwrap_or_default(),
-                    &string(op)?,
+                    &slug,
                     &format!("{}[$under]", t.param),
                 )?;
-                if many {
-                    Filter::any(slugs.iter().map(|s| Filter::contains(path.clone(), s)))
-                } else {
-                    Filter::is_in(path.clone(), slugs)
-                }
+                // `published.topic` → `published.__tax.topic`: the terms and their ancestors.
+                Filter::contains(path.replacen('.', ".__tax.", 1), slug)
             }
             "$contains" => Filter::contains(path.clone(), string(op)?),
             "$notContains" | "$not-contains" => {

@@ -368,8 +368,11 @@ pub fn save_from(
     stored.revisions += 1;
     stored.updated_at = time::now_ms();
     stored.fields = with_shadows(ty, &stored.fields);
+    crate::taxonomy::shadow(ty, &mut stored.fields)?;
     if let Some(p) = &stored.published {
-        stored.published = Some(with_shadows(ty, p));
+        let mut p = with_shadows(ty, p);
+        crate::taxonomy::shadow(ty, &mut p)?;
+        stored.published = Some(p);
     }
     stored.refresh_status();
     let id = doc_id(&stored.entry, &stored.locale);
@@ -429,8 +432,11 @@ pub fn save_many(ty: &ContentType, items: Vec<Stored>) -> ApiResult<Vec<String>>
     for mut s in items {
         s.revisions = 1;
         s.fields = with_shadows(ty, &s.fields);
+        crate::taxonomy::shadow(ty, &mut s.fields)?;
         if let Some(p) = &s.published {
-            s.published = Some(with_shadows(ty, p));
+            let mut p = with_shadows(ty, p);
+            crate::taxonomy::shadow(ty, &mut p)?;
+            s.published = Some(p);
         }
         s.refresh_status();
         let id = doc_id(&s.entry, &s.locale);

@@ -5,6 +5,9 @@
 //! - `terms`: one document per term (id `{vocabulary}.{slug}`) with its `parent` and its
 //!   `ancestors` (root first), kept up to date when a term moves, so a term's subtree is one
 //!   query (`ancestors` contains it) and a cycle is one look at the new parent's ancestors.
+//! - Each entry version keeps, beside its values, `__tax.{field}`: the terms it holds and all
+//!   their ancestors, written with the entry (and rewritten when a term above them moves), so
+//!   `$under` is one `contains` in the entries query.
 
 use std::collections::BTreeSet;
 
@@ -19,9 +22,9 @@ use crate::store;
 use crate::time;
 use crate::{ApiError, ApiResult};
 
-/// Terms per vocabulary, and how many a subtree filter may expand to.
+/// Terms per vocabulary, and how many entry versions a term move may re-index in one batch.
 const MAX_TERMS: u32 = 1000;
-pub const MAX_SUBTREE: usize = 200;
+const MAX_REINDEX: usize = 400;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -143,25 +146,79 @@ fn descendants(vocabulary: &str, slug: &str) -> ApiResult<Vec<Doc<Term>>> {
         .documents)
 }
 
-/// The slugs a `$under` filter matches: the term and its descendants.
-pub fn subtree(vocabulary: &str, slug: &str, param: &str) -> ApiResult<Vec<String>> {
+/// Checks that `slug` is a term of `vocabulary` (for a `$under` filter).
+pub fn require_term(vocabulary: &str, slug: &str, param: &str) -> ApiResult<()> {
     if terms().get(&term_id(vocabulary, slug))?.is_none() {
         return Err(ApiError::bad_query(format!(
             "{param}: '{slug}' is not a term of the vocabulary '{vocabulary}'"
         )));
     }
-    let mut out = vec![slug.to_string()];
-    out.extend(
-        descendants(vocabulary, slug)?
-            .into_iter()
-            .map(|d| d.data.slug),
-    );
-    if out.len() > MAX_SUBTREE {
-        return Err(ApiError::bad_query(format!(
-            "{param}: '{slug}' has more than {MAX_SUBTREE} terms below it; filter on a narrower term"
-        )));
+    Ok(())
+}
+
+/// Ancestors of terms that differ from the stored ones (a move not yet committed), by
+/// (vocabulary, slug).
+type Overrides = std::collections::BTreeMap<(String, String), Vec<String>>;
+
+/// Sets `fields.__tax` to each taxonomy field's terms and all their ancestors (`null` for a field
+/// set to null, so a merge patch clears it). Nothing for types without taxonomy fields.
+pub fn shadow(ty: &ContentType, fields: &mut Map<String, Value>) -> ApiResult<()> {
+    shadow_with(ty, fields, &Overrides::new())
+}
+
+fn shadow_with(
+    ty: &ContentType,
+    fields: &mut Map<String, Value>,
+    overrides: &Overrides,
+) -> ApiResult<()> {
+    let mut tax = Map::new();
+    for f in ty.fields.iter().filter(|f| f.kind == FieldType::Taxonomy) {
+        let slugs: Vec<String> = match fields.get(&f.name) {
+            None => continue,
+            Some(Value::Null) => {
+                tax.insert(f.name.clone(), Value::Null);
+                continue;
+            }
+            Some(Value::String(s)) => vec![s.clone()],
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect(),
+            Some(_) => continue,
+        };
+        let vocabulary = f.vocabulary.clone().unwrap_or_default();
+        let found = if slugs.is_empty() {
+            Vec::new()
+        } else {
+            terms().get_many(
+                slugs
+                    .iter()
+                    .map(|s| term_id(&vocabulary, s))
+                    .collect::<Vec<_>>(),
+            )?
+        };
+        let mut all: Vec<String> = Vec::new();
+        for (slug, doc) in slugs
+            .iter()
+            .zip(found.iter().chain(std::iter::repeat(&None)))
+        {
+            let ancestors = overrides
+                .get(&(vocabulary.clone(), slug.clone()))
+                .cloned()
+                .or_else(|| doc.as_ref().map(|d| d.data.ancestors.clone()))
+                .unwrap_or_default();
+            for s in ancestors.into_iter().chain([slug.clone()]) {
+                if !all.contains(&s) {
+                    all.push(s);
+                }
+            }
+        }
+        tax.insert(f.name.clone(), json!(all));
     }
-    Ok(out)
+    if !tax.is_empty() {
+        fields.insert("__tax".into(), Value::Object(tax));
+    }
+    Ok(())
 }
 
 fn render(t: &Term) -> Value {
@@ -428,11 +485,72 @@ fn update_term(req: &Request, vocabulary: &str, slug: &str) -> ApiResult<Respons
             batch = batch.replace(&terms(), &d.id, &t, Some(d.revision));
         }
     }
+    let moved = term.ancestors != ancestors;
     term.parent = input.parent.clone();
-    term.ancestors = ancestors;
+    term.ancestors = ancestors.clone();
     batch = batch.replace(&terms(), &doc.id, &term, Some(doc.revision));
+    if moved {
+        batch = reindex(batch, vocabulary, slug, &ancestors)?;
+    }
     batch.commit()?;
     Ok(Response::json(&render(&term)))
+}
+
+/// Adds to `batch` the rewrite of `__tax` of every entry version holding `slug` or a term below
+/// it, with the subtree's new ancestors (the term now under `ancestors`).
+fn reindex(
+    mut batch: Batch,
+    vocabulary: &str,
+    slug: &str,
+    ancestors: &[String],
+) -> ApiResult<Batch> {
+    let mut overrides = Overrides::new();
+    overrides.insert(
+        (vocabulary.to_string(), slug.to_string()),
+        ancestors.to_vec(),
+    );
+    for d in descendants(vocabulary, slug)? {
+        let below: Vec<String> = d
+            .data
+            .ancestors
+            .iter()
+            .skip_while(|a| a.as_str() != slug)
+            .cloned()
+            .collect();
+        overrides.insert(
+            (vocabulary.to_string(), d.data.slug.clone()),
+            ancestors.iter().cloned().chain(below).collect(),
+        );
+    }
+    let mut n = 0;
+    for (ty, field, _) in users_of(vocabulary)? {
+        let holds = |view: &str| Filter::contains(format!("{view}.__tax.{field}"), slug);
+        let docs = store::entries(&ty.name)
+            .query()
+            .filter(Filter::any([holds("fields"), holds("published")]))
+            .limit(MAX_REINDEX as u32 + 1)
+            .fetch()?
+            .documents;
+        n += docs.len();
+        if n > MAX_REINDEX {
+            return Err(ApiError::new(
+                409,
+                "too_many_entries",
+                format!(
+                    "more than {MAX_REINDEX} entries hold '{slug}' or a term below it: move its children one at a time"
+                ),
+            ));
+        }
+        for d in docs {
+            let mut s = d.data;
+            shadow_with(&ty, &mut s.fields, &overrides)?;
+            if let Some(p) = s.published.as_mut() {
+                shadow_with(&ty, p, &overrides)?;
+            }
+            batch = batch.replace(&store::entries(&ty.name), &d.id, &s, Some(d.revision));
+        }
+    }
+    Ok(batch)
 }
 
 /// Deletes a term. A term with children needs `?cascade=true` (its subtree goes too); a term
@@ -509,8 +627,10 @@ fn delete_term(req: &Request, vocabulary: &str, slug: &str) -> ApiResult<Respons
             _ => {}
         };
         unset(&mut s.fields);
+        shadow(ty, &mut s.fields)?;
         if let Some(p) = s.published.as_mut() {
             unset(p);
+            shadow(ty, p)?;
         }
         s.refresh_status();
         batch = batch.replace(&store::entries(&ty.name), &d.id, &s, Some(d.revision)).publish(
