@@ -1644,6 +1644,19 @@ async fn preview_tokens_open_one_draft() {
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
+        // (This site has no site-url: the sitemap says what to set.)
+        let (status, body) = admin.get("/api/content/sitemap.xml").await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::SERVICE_UNAVAILABLE, "sitemap_not_configured"),
+            "{body}"
+        );
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("site-url")
+        );
         let alpha = admin
             .create("post", json!({"title": "Alpha", "notes": "internal"}))
             .await;
@@ -2412,6 +2425,25 @@ async fn taxonomy_vocabularies_terms_fields_and_subtree_filters() {
         let (status, _) = anon.get("/api/content/taxonomies/topics").await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         public_read(&api, &["content.read"]).await;
+        let (status, body) = anon.get("/api/content/taxonomies").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let mut names: Vec<&str> = body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["name"].as_str().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["tags", "topics"]);
+        assert_eq!(
+            body["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|v| v["name"] == "tags")
+                .unwrap()["hierarchical"],
+            false
+        );
         let (status, body) = anon.get("/api/content/taxonomies/topics").await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body["display-name"], "Topics");
