@@ -209,3 +209,57 @@ fn url_line(out: &mut String, base: &str, ty: &ContentType, s: &Stored) {
     }
     out.push_str("</url>\n");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn paths_fill_placeholders_and_xml_is_escaped() {
+        let ty: ContentType = serde_json::from_value(json!({
+            "name": "doc", "url-pattern": "/{locale}/a&b/{slug}/{id}",
+            "fields": [{"name": "slug", "type": "slug"}]
+        }))
+        .unwrap();
+        let fields = json!({"slug": "hello-world"}).as_object().unwrap().clone();
+        assert_eq!(
+            ty.path_of("e1", "pt-BR", &fields).as_deref(),
+            Some("/pt-BR/a&b/hello-world/e1")
+        );
+        // An empty slug falls back to the id; other values are percent-encoded.
+        let empty = json!({"slug": ""}).as_object().unwrap().clone();
+        assert_eq!(
+            ty.path_of("e1", "en", &empty).as_deref(),
+            Some("/en/a&b/e1/e1")
+        );
+        assert_eq!(crate::schema::percent_encode("a b/é"), "a%20b%2F%C3%A9");
+        assert_eq!(
+            xml_escape("https://x/?a=1&b=<2>\"'"),
+            "https://x/?a=1&amp;b=&lt;2&gt;&quot;&apos;"
+        );
+    }
+
+    #[test]
+    fn url_patterns_are_checked() {
+        let check = |p: &str| {
+            let ty: ContentType = serde_json::from_value(json!({
+                "name": "doc", "url-pattern": p,
+                "fields": [{"name": "slug", "type": "slug"}, {"name": "title", "type": "short-text"}]
+            }))
+            .unwrap();
+            ty.check(&Default::default()).remove("url-pattern")
+        };
+        assert_eq!(check("/blog/{slug}"), None);
+        assert_eq!(check("/{locale}/{id}"), None);
+        assert!(check("blog/{slug}").unwrap().contains("starting with '/'"));
+        assert!(
+            check("/blog/{title}")
+                .unwrap()
+                .contains("not a placeholder")
+        );
+        assert!(check("/blog/{slug").unwrap().contains("without its '}'"));
+        assert!(check("/blog?x={slug}").unwrap().contains("'?'"));
+        assert!(check("/blog").unwrap().contains("distinct URLs"));
+    }
+}
