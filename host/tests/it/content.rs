@@ -1331,3 +1331,1188 @@ fn httpdate_rfc3339(ms: i64) -> String {
         ms % 1000
     )
 }
+
+/// A site whose content plugin knows its public address and makes sitemap pages of 2 URLs.
+async fn site_with_settings(backend: crate::support::Backend) -> Option<(TestSite, String)> {
+    let mut config = test_config();
+    let mut settings = toml::Table::new();
+    settings.insert("site-url".into(), "https://example.com/".into());
+    settings.insert("sitemap-page-size".into(), toml::Value::Integer(2));
+    config.plugins.insert(
+        "content".into(),
+        ucms::config::PluginConfig {
+            settings,
+            ..Default::default()
+        },
+    );
+    let t = TestSite::open(backend, config).await?;
+    t.install(CONTENT).await;
+    let admin = t.admin_token().await;
+    Some((t, admin))
+}
+
+/// The `<loc>` values of a sitemap or sitemap index, as written (XML-escaped).
+fn locs(xml: &str) -> Vec<String> {
+    xml.split("<loc>")
+        .skip(1)
+        .map(|s| s.split("</loc>").next().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seo_fields_and_the_sitemap() {
+    for backend in BACKENDS {
+        let Some((t, admin)) = site_with_settings(backend).await else {
+            continue;
+        };
+        let api = Api {
+            t: &t,
+            token: Some(admin.clone()),
+        };
+
+        // Bad definitions: the URL pattern and the seo field are checked when the type is saved.
+        let (status, body) = api
+            .post(
+                "/api/content/types",
+                json!({"name": "bad", "url-pattern": "blog/{title}", "fields": [
+                    {"name": "title", "type": "short-text"},
+                    {"name": "seo", "type": "seo"},
+                    {"name": "seo2", "type": "seo"},
+                    {"name": "box", "type": "component", "fields": [{"name": "seo", "type": "seo"}]}
+                ]}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        let fields = &body["error"]["fields"];
+        assert!(
+            fields["url-pattern"]
+                .as_str()
+                .unwrap()
+                .contains("starting with '/'"),
+            "{body}"
+        );
+        assert!(
+            fields["fields"]
+                .as_str()
+                .unwrap()
+                .contains("at most one seo"),
+            "{body}"
+        );
+        assert!(
+            fields["box.seo"]
+                .as_str()
+                .unwrap()
+                .contains("top of a type"),
+            "{body}"
+        );
+        let (status, body) = api
+            .post(
+                "/api/content/types",
+                json!({"name": "bad", "url-pattern": "/blog/{title}", "fields": [
+                    {"name": "title", "type": "short-text"}
+                ]}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(
+            body["error"]["fields"]["url-pattern"]
+                .as_str()
+                .unwrap()
+                .contains("'{title}' is not a placeholder"),
+            "{body}"
+        );
+        let (status, body) = api
+            .post(
+                "/api/content/types",
+                json!({"name": "bad", "url-pattern": "/blog", "fields": []}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(
+            body["error"]["fields"]["url-pattern"]
+                .as_str()
+                .unwrap()
+                .contains("distinct URLs"),
+            "{body}"
+        );
+
+        for ty in [
+            json!({"name": "post", "url-pattern": "/blog/{slug}", "fields": [
+                {"name": "title", "type": "short-text", "required": true},
+                {"name": "slug", "type": "slug", "from": "title", "unique": true},
+                {"name": "seo", "type": "seo"}
+            ]}),
+            json!({"name": "doc", "locales": ["en", "fr"], "url-pattern": "/{locale}/a&b/{slug}", "fields": [
+                {"name": "title", "type": "short-text", "required": true, "localized": true},
+                {"name": "slug", "type": "slug", "from": "title", "localized": true}
+            ]}),
+            json!({"name": "memo", "fields": [{"name": "title", "type": "short-text"}]}),
+        ] {
+            let (status, body) = api.post("/api/content/types", ty).await;
+            assert_eq!(status, StatusCode::CREATED, "{backend:?}: {body}");
+        }
+
+        // SEO values are validated like other fields, each key named.
+        let long_title = "t".repeat(61);
+        let (status, body) = api
+            .post(
+                "/api/content/post",
+                json!({"fields": {"title": "Bad", "seo": {
+                    "meta-title": long_title, "meta-description": "two\nlines",
+                    "canonical-url": "ftp://example.com/x", "noindex": "yes", "keywords": "x"}}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        let fields = &body["error"]["fields"];
+        assert_eq!(
+            fields["seo.meta-title"],
+            "must be at most 60 characters long (search engines cut the rest)"
+        );
+        assert_eq!(fields["seo.meta-description"], "must be one line");
+        assert_eq!(
+            fields["seo.canonical-url"],
+            "must be an absolute http:// or https:// URL"
+        );
+        assert_eq!(fields["seo.noindex"], "must be true or false");
+        assert!(
+            fields["seo.keywords"]
+                .as_str()
+                .unwrap()
+                .contains("not an SEO key")
+        );
+        let (status, body) = api
+            .post(
+                "/api/content/post",
+                json!({"fields": {"title": "Bad", "seo": "x"}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(
+            body["error"]["fields"]["seo"]
+                .as_str()
+                .unwrap()
+                .contains("meta-title")
+        );
+
+        // Entries carry their public path.
+        let (status, body) = api
+            .post(
+                "/api/content/post",
+                json!({"fields": {"title": "Hello World", "seo": {
+                    "meta-title": "Hello", "meta-description": "The first post",
+                    "canonical-url": "https://example.com/blog/hello-world"}}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(body["data"]["path"], "/blog/hello-world");
+        assert_eq!(body["data"]["fields"]["seo"]["meta-title"], "Hello");
+        let hello = body["data"]["id"].as_str().unwrap().to_string();
+        api.publish("post", &hello).await;
+        let hidden = api
+            .create("post", json!({"title": "Hidden", "seo": {"noindex": true}}))
+            .await;
+        api.publish("post", &hidden).await;
+        api.create("post", json!({"title": "Draft only"})).await;
+        let second = api.create("post", json!({"title": "Second"})).await;
+        api.publish("post", &second).await;
+        let third = api
+            .create("post", json!({"title": "Third", "seo": {"noindex": false}}))
+            .await;
+        api.publish("post", &third).await;
+        let guide = api.create("doc", json!({"title": "Guide"})).await;
+        api.publish("doc", &guide).await;
+        let (status, body) = api
+            .put(
+                &format!("/api/content/doc/{guide}?locale=fr"),
+                json!({"fields": {"title": "Guide FR"}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(body["data"]["path"], "/fr/a&b/guide-fr");
+        api.publish_locale("doc", &guide, "fr").await;
+        let memo = api
+            .create("memo", json!({"title": "Not on the site"}))
+            .await;
+        api.publish("memo", &memo).await;
+
+        // Anonymous callers need the public role's read grant, like every read.
+        let anon = Api { t: &t, token: None };
+        let (status, body) = anon.get("/api/content/sitemap.xml").await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            "{body}"
+        );
+        public_read(&api, &["content.read"]).await;
+
+        // Five URLs in pages of two: an index of three pages.
+        let (status, headers, bytes) = t
+            .raw(Method::GET, "/api/content/sitemap.xml", None, None)
+            .await;
+        let xml = String::from_utf8(bytes).unwrap();
+        assert_eq!(status, StatusCode::OK, "{backend:?}: {xml}");
+        assert_eq!(headers["content-type"], "application/xml; charset=utf-8");
+        assert_eq!(headers["cache-control"], "public, max-age=60");
+        assert!(headers.contains_key("etag"));
+        assert!(xml.contains("<sitemapindex"), "{xml}");
+        assert_eq!(
+            locs(&xml),
+            (1..=3)
+                .map(|p| format!("https://example.com/api/content/sitemap.xml?page={p}"))
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(xml.matches("<lastmod>").count(), 3, "{xml}");
+        let mut all = Vec::new();
+        for p in 1..=3 {
+            let (status, _, bytes) = t
+                .raw(
+                    Method::GET,
+                    &format!("/api/content/sitemap.xml?page={p}"),
+                    None,
+                    None,
+                )
+                .await;
+            let xml = String::from_utf8(bytes).unwrap();
+            assert_eq!(status, StatusCode::OK, "{xml}");
+            assert!(xml.contains("<urlset"), "{xml}");
+            let page = locs(&xml);
+            assert_eq!(page.len(), if p < 3 { 2 } else { 1 }, "{xml}");
+            assert_eq!(xml.matches("<lastmod>").count(), page.len(), "{xml}");
+            all.extend(page);
+        }
+        all.sort();
+        assert_eq!(
+            all,
+            [
+                "https://example.com/blog/hello-world",
+                "https://example.com/blog/second",
+                "https://example.com/blog/third",
+                "https://example.com/en/a&amp;b/guide",
+                "https://example.com/fr/a&amp;b/guide-fr",
+            ],
+            "{backend:?}: published, indexable entries of types with a url-pattern"
+        );
+        for bad in ["4", "0", "abc"] {
+            let (status, body) = anon
+                .get(&format!("/api/content/sitemap.xml?page={bad}"))
+                .await;
+            assert_eq!(
+                (status, code(&body)),
+                (StatusCode::BAD_REQUEST, "invalid_query"),
+                "page={bad}: {body}"
+            );
+        }
+
+        // Unpublishing the posts leaves two URLs: one page, a plain urlset.
+        for (ty, id) in [("post", &second), ("post", &third), ("post", &hello)] {
+            let (status, body) = api
+                .post(&format!("/api/content/{ty}/{id}/unpublish"), json!({}))
+                .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+        let (status, _, bytes) = t
+            .raw(Method::GET, "/api/content/sitemap.xml", None, None)
+            .await;
+        let xml = String::from_utf8(bytes).unwrap();
+        assert_eq!(status, StatusCode::OK, "{xml}");
+        assert!(xml.starts_with("<?xml"), "{xml}");
+        assert!(xml.contains("<urlset"), "{xml}");
+        assert_eq!(locs(&xml).len(), 2, "{xml}");
+        assert!(!xml.contains("/blog/"), "{xml}");
+        t.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preview_tokens_open_one_draft() {
+    for backend in BACKENDS {
+        let Some((t, admin_token)) = site(backend).await else {
+            continue;
+        };
+        let admin = Api {
+            t: &t,
+            token: Some(admin_token.clone()),
+        };
+        let (status, body) = admin
+            .post(
+                "/api/content/types",
+                json!({"name": "post", "locales": ["en", "fr"], "fields": [
+                    {"name": "title", "type": "short-text", "required": true, "localized": true},
+                    {"name": "slug", "type": "slug", "from": "title"},
+                    {"name": "notes", "type": "short-text", "private": true}
+                ]}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        // (This site has no site-url: the sitemap says what to set.)
+        let (status, body) = admin.get("/api/content/sitemap.xml").await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::SERVICE_UNAVAILABLE, "sitemap_not_configured"),
+            "{body}"
+        );
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("site-url")
+        );
+        let alpha = admin
+            .create("post", json!({"title": "Alpha", "notes": "internal"}))
+            .await;
+        let beta = admin.create("post", json!({"title": "Beta"})).await;
+        let anon = Api { t: &t, token: None };
+        let (status, _) = anon
+            .get(&format!("/api/content/post/{alpha}?status=draft"))
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+        // Who may ask: update or preview, not read alone.
+        let viewer = user(&t, &admin, "viewer@example.com", "viewer", &[]).await;
+        let (status, body) = viewer
+            .post(
+                &format!("/api/content/post/{alpha}/preview-token"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::FORBIDDEN, "forbidden"),
+            "{body}"
+        );
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("content.preview")
+        );
+        let previewer = user(
+            &t,
+            &admin,
+            "previewer@example.com",
+            "previewer",
+            &["content.read", "content.preview"],
+        )
+        .await;
+        let (status, body) = previewer
+            .post(
+                &format!("/api/content/post/{alpha}/preview-token"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let (status, body) = admin
+            .post("/api/content/post/nope/preview-token", json!({}))
+            .await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::NOT_FOUND, "entry_not_found")
+        );
+        let (status, body) = admin
+            .post(
+                &format!("/api/content/post/{alpha}/preview-token"),
+                json!({"expires-in": 0, "locale": "de"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(
+            body["error"]["fields"]["expires-in"]
+                .as_str()
+                .unwrap()
+                .contains("seconds")
+        );
+        assert_eq!(
+            body["error"]["fields"]["locale"],
+            "the entry has no 'de' version"
+        );
+
+        // The token shows the draft to anyone holding it, never cached, private fields left out.
+        let (status, body) = admin
+            .post(
+                &format!("/api/content/post/{alpha}/preview-token"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let token = body["token"].as_str().unwrap().to_string();
+        let url = body["url"].as_str().unwrap().to_string();
+        assert_eq!(
+            url,
+            format!("/api/content/post/{alpha}?status=draft&preview={token}")
+        );
+        assert!(body["expires-at"].as_str().is_some());
+        let (status, headers, bytes) = t.raw(Method::GET, &url, None, None).await;
+        let body: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(status, StatusCode::OK, "{backend:?}: {body}");
+        assert_eq!(headers["cache-control"], "no-store");
+        assert_eq!(body["data"]["fields"]["title"], "Alpha");
+        assert_eq!(body["data"]["status"], "draft");
+        assert!(body["data"]["fields"].get("notes").is_none(), "{body}");
+        let (status, body) = anon
+            .get(&format!(
+                "/api/content/post/alpha?status=draft&preview={token}"
+            ))
+            .await;
+        assert_eq!(status, StatusCode::OK, "by slug: {body}");
+        assert_eq!(body["data"]["id"], alpha.as_str());
+
+        // Only that entry, only the draft view, only one entry at a time.
+        let (status, body) = anon
+            .get(&format!(
+                "/api/content/post/{beta}?status=draft&preview={token}"
+            ))
+            .await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::FORBIDDEN, "preview_token_wrong_entry"),
+            "{body}"
+        );
+        assert!(body["error"]["message"].as_str().unwrap().contains(&alpha));
+        let (status, body) = anon
+            .get(&format!("/api/content/post/{alpha}?preview={token}"))
+            .await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::BAD_REQUEST, "invalid_query")
+        );
+        let (status, body) = anon
+            .get(&format!("/api/content/post?status=draft&preview={token}"))
+            .await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::BAD_REQUEST, "invalid_query")
+        );
+        let (status, body) = anon.get(&format!("{url}&populate=author")).await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::BAD_REQUEST, "invalid_query")
+        );
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("populate")
+        );
+
+        // Tampered: another signature, or the claims changed under the signature.
+        let mut bad_sig = token.clone();
+        let last = bad_sig.pop().unwrap();
+        bad_sig.push(if last == '0' { '1' } else { '0' });
+        let forged = token.replacen(&alpha, &beta, 1);
+        let far = {
+            let parts: Vec<&str> = token.split('.').collect();
+            format!(
+                "{}.{}.{}.{}.{}",
+                parts[0], parts[1], parts[2], "99999999999999", parts[4]
+            )
+        };
+        for (bad, id) in [(&bad_sig, &alpha), (&forged, &beta), (&far, &alpha)] {
+            let (status, body) = anon
+                .get(&format!(
+                    "/api/content/post/{id}?status=draft&preview={bad}"
+                ))
+                .await;
+            assert_eq!(
+                (status, code(&body)),
+                (StatusCode::UNAUTHORIZED, "preview_token_invalid"),
+                "{bad}: {body}"
+            );
+            assert!(
+                body["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("signature does not match"),
+                "{body}"
+            );
+        }
+        let (status, body) = anon
+            .get(&format!(
+                "/api/content/post/{alpha}?status=draft&preview=abc"
+            ))
+            .await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::UNAUTHORIZED, "preview_token_invalid")
+        );
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("malformed")
+        );
+
+        // Expired.
+        let (status, body) = admin
+            .post(
+                &format!("/api/content/post/{alpha}/preview-token"),
+                json!({"expires-in": 1}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let short = body["url"].as_str().unwrap().to_string();
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let (status, body) = anon.get(&short).await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::UNAUTHORIZED, "preview_token_expired"),
+            "{body}"
+        );
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("expired at")
+        );
+
+        // A token for one locale opens only that version.
+        let (status, body) = admin
+            .put(
+                &format!("/api/content/post/{alpha}?locale=fr"),
+                json!({"fields": {"title": "Alpha FR"}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let (status, body) = admin
+            .post(
+                &format!("/api/content/post/{alpha}/preview-token"),
+                json!({"locale": "fr"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let fr_url = body["url"].as_str().unwrap().to_string();
+        assert!(fr_url.ends_with("&locale=fr"));
+        let (status, body) = anon.get(&fr_url).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["data"]["fields"]["title"], "Alpha FR");
+        let en_url = fr_url.trim_end_matches("&locale=fr");
+        let (status, body) = anon.get(en_url).await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::FORBIDDEN, "preview_token_wrong_entry"),
+            "{body}"
+        );
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("'fr' version")
+        );
+        t.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn review_stages_gate_publishing() {
+    for backend in BACKENDS {
+        let Some((t, admin_token)) = site_with_hooks(backend).await else {
+            continue;
+        };
+        let admin = Api {
+            t: &t,
+            token: Some(admin_token.clone()),
+        };
+
+        // Bad workflows are named.
+        let (status, body) = admin
+            .post(
+                "/api/content/types",
+                json!({"name": "bad", "draft-and-publish": false, "workflow": {"stages": [
+                    {"name": "draft"}, {"name": "draft"}, {"name": "ok", "permission": "delete"}
+                ]}, "fields": []}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        let fields = &body["error"]["fields"];
+        assert!(
+            fields["workflow"]
+                .as_str()
+                .unwrap()
+                .contains("draft-and-publish"),
+            "{body}"
+        );
+        assert_eq!(
+            fields["workflow.stages.1"],
+            "the stage 'draft' is listed twice"
+        );
+        assert!(
+            fields["workflow.stages.2.permission"]
+                .as_str()
+                .unwrap()
+                .contains("'delete' is not one of"),
+            "{body}"
+        );
+        let (status, body) = admin
+            .post(
+                "/api/content/types",
+                json!({"name": "bad", "workflow": {"stages": [{"name": "only"}]}, "fields": []}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(
+            body["error"]["fields"]["workflow.stages"]
+                .as_str()
+                .unwrap()
+                .contains("2 to 10")
+        );
+
+        let (status, body) = admin
+            .post(
+                "/api/content/types",
+                json!({"name": "story", "workflow": {"stages": [
+                    {"name": "draft"}, {"name": "in-review"}, {"name": "approved", "permission": "review"}
+                ]}, "fields": [
+                    {"name": "title", "type": "short-text", "required": true},
+                    {"name": "summary", "type": "long-text"}
+                ]}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let (status, body) = admin.post("/api/content/types", page_type()).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+
+        let writer = user(
+            &t,
+            &admin,
+            "writer@example.com",
+            "writer",
+            &[
+                "content.read",
+                "content.create",
+                "content.update",
+                "content.publish",
+            ],
+        )
+        .await;
+        let other_reviewer = user(
+            &t,
+            &admin,
+            "archivist@example.com",
+            "archivist",
+            &["content.read", "content.review:stage-archived"],
+        )
+        .await;
+        let reviewer = user(
+            &t,
+            &admin,
+            "reviewer@example.com",
+            "reviewer",
+            &["content.read", "content.review:stage-approved,type-story"],
+        )
+        .await;
+
+        let (status, body) = writer
+            .post("/api/content/story", json!({"fields": {"title": "Scoop"}}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(body["data"]["stage"], "draft");
+        let id = body["data"]["id"].as_str().unwrap().to_string();
+
+        // Publishing needs the last stage.
+        let (status, body) = writer
+            .post(&format!("/api/content/story/{id}/publish"), json!({}))
+            .await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::CONFLICT, "stage_required"),
+            "{body}"
+        );
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(
+                "in the review stage 'draft'; publishing needs the last stage 'approved'"
+            ),
+            "{body}"
+        );
+        let (status, body) = writer
+            .post(
+                "/api/content/story/bulk",
+                json!({"entries": [{"fields": {"title": "Many"}}], "publish": true}),
+            )
+            .await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::CONFLICT, "stage_required"),
+            "{body}"
+        );
+
+        // Unknown stages and types without a workflow.
+        let (status, body) = writer
+            .post(
+                &format!("/api/content/story/{id}/stage"),
+                json!({"stage": "done"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(
+            body["error"]["fields"]["stage"],
+            "must be one of the stages of 'story': draft, in-review, approved"
+        );
+        let page = admin.create("page", json!({"title": "Plain"})).await;
+        let (status, body) = admin
+            .post(
+                &format!("/api/content/page/{page}/stage"),
+                json!({"stage": "draft"}),
+            )
+            .await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::CONFLICT, "no_workflow"),
+            "{body}"
+        );
+
+        // update moves into plain stages; the approved stage asks for content.review (with a
+        // matching stage- condition).
+        let (status, body) = writer
+            .post(
+                &format!("/api/content/story/{id}/stage"),
+                json!({"stage": "in-review"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["data"]["stage"], "in-review");
+        for who in [&writer, &other_reviewer] {
+            let (status, body) = who
+                .post(
+                    &format!("/api/content/story/{id}/stage"),
+                    json!({"stage": "approved"}),
+                )
+                .await;
+            assert_eq!(
+                (status, code(&body)),
+                (StatusCode::FORBIDDEN, "forbidden"),
+                "{body}"
+            );
+            assert!(
+                body["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("'content.review' permission (unconditional, or with the condition stage-approved)"),
+                "{body}"
+            );
+        }
+        let (status, body) = reviewer
+            .post(
+                &format!("/api/content/story/{id}/stage"),
+                json!({"stage": "approved"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["data"]["stage"], "approved");
+        // The reviewer's grant covers only the approved stage.
+        let (status, body) = reviewer
+            .post(
+                &format!("/api/content/story/{id}/stage"),
+                json!({"stage": "in-review"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+
+        // An approved draft that changes needs approval again.
+        let (status, body) = writer
+            .put(
+                &format!("/api/content/story/{id}"),
+                json!({"fields": {"title": "Scoop!"}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["data"]["stage"], "draft");
+        let (status, _) = writer
+            .post(&format!("/api/content/story/{id}/publish"), json!({}))
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        let (status, body) = reviewer
+            .post(
+                &format!("/api/content/story/{id}/stage"),
+                json!({"stage": "approved"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (status, body) = writer
+            .post(&format!("/api/content/story/{id}/publish"), json!({}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["data"]["status"], "published");
+
+        // Stage changes are revisions and events.
+        let (status, body) = admin
+            .get(&format!("/api/content/story/{id}/revisions"))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let stages: Vec<(String, String)> = body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["action"] == "stage")
+            .map(|r| (r["n"].to_string(), r["stage"].as_str().unwrap().to_string()))
+            .collect();
+        assert_eq!(
+            stages.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>(),
+            ["approved", "approved", "in-review"],
+            "{body}"
+        );
+        let changes = crate::support::eventually(15, || async {
+            let (_, body) = t.get("/api/hooky/events").await;
+            let changes: Vec<(String, String)> = body["events"]
+                .as_array()?
+                .iter()
+                .filter(|e| e["topic"] == "content.entry.stage-changed")
+                .map(|e| {
+                    (
+                        e["payload"]["from"].as_str().unwrap_or("?").to_string(),
+                        e["payload"]["stage"].as_str().unwrap_or("?").to_string(),
+                    )
+                })
+                .collect();
+            (changes.len() == 3).then_some(changes)
+        })
+        .await;
+        assert_eq!(
+            changes,
+            [
+                ("draft".to_string(), "in-review".to_string()),
+                ("in-review".to_string(), "approved".to_string()),
+                ("draft".to_string(), "approved".to_string()),
+            ],
+            "{backend:?}"
+        );
+        t.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn taxonomy_vocabularies_terms_fields_and_subtree_filters() {
+    for backend in BACKENDS {
+        let Some((t, admin_token)) = site(backend).await else {
+            continue;
+        };
+        let api = Api {
+            t: &t,
+            token: Some(admin_token.clone()),
+        };
+        let anon = Api { t: &t, token: None };
+        let (status, _) = anon
+            .post("/api/content/taxonomies", json!({"name": "topics"}))
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let viewer = user(&t, &api, "viewer@example.com", "viewer", &[]).await;
+        let (status, body) = viewer
+            .post("/api/content/taxonomies", json!({"name": "topics"}))
+            .await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::FORBIDDEN, "forbidden"),
+            "{body}"
+        );
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("content.taxonomy")
+        );
+
+        // Vocabularies.
+        let (status, body) = api
+            .post("/api/content/taxonomies", json!({"name": "Bad Name"}))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(body["error"]["fields"]["name"].as_str().is_some());
+        for v in [
+            json!({"name": "topics", "display-name": "Topics"}),
+            json!({"name": "tags", "hierarchical": false}),
+        ] {
+            let (status, body) = api.post("/api/content/taxonomies", v).await;
+            assert_eq!(status, StatusCode::CREATED, "{backend:?}: {body}");
+        }
+        let (status, body) = api
+            .post("/api/content/taxonomies", json!({"name": "tags"}))
+            .await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::CONFLICT, "vocabulary_exists")
+        );
+
+        // Terms, with parents.
+        for (v, term) in [
+            ("topics", json!({"name": "Science"})),
+            ("topics", json!({"name": "Physics", "parent": "science"})),
+            (
+                "topics",
+                json!({"slug": "quantum", "name": "Quantum mechanics", "parent": "physics"}),
+            ),
+            ("topics", json!({"name": "Art"})),
+            ("tags", json!({"name": "Rust"})),
+            ("tags", json!({"name": "Wasm"})),
+        ] {
+            let (status, body) = api
+                .post(&format!("/api/content/taxonomies/{v}/terms"), term)
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{backend:?}: {body}");
+        }
+        let (status, body) = api
+            .post(
+                "/api/content/taxonomies/topics/terms",
+                json!({"name": "Orphan", "parent": "nope"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(
+            body["error"]["fields"]["parent"],
+            "'nope' is not a term of the vocabulary 'topics'"
+        );
+        let (status, body) = api
+            .post(
+                "/api/content/taxonomies/tags/terms",
+                json!({"name": "Sub", "parent": "rust"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(
+            body["error"]["fields"]["parent"]
+                .as_str()
+                .unwrap()
+                .contains("flat")
+        );
+        let (status, body) = api
+            .post(
+                "/api/content/taxonomies/topics/terms",
+                json!({"name": "Art"}),
+            )
+            .await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::CONFLICT, "term_exists"),
+            "{body}"
+        );
+
+        // Types: a taxonomy field names an existing vocabulary.
+        let (status, body) = api
+            .post(
+                "/api/content/types",
+                json!({"name": "bad", "fields": [
+                    {"name": "a", "type": "taxonomy", "vocabulary": "nope"},
+                    {"name": "b", "type": "taxonomy"}
+                ]}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(
+            body["error"]["fields"]["a"]
+                .as_str()
+                .unwrap()
+                .contains("'nope' does not exist")
+        );
+        assert!(
+            body["error"]["fields"]["b"]
+                .as_str()
+                .unwrap()
+                .contains("needs a 'vocabulary'")
+        );
+        let (status, body) = api
+            .post(
+                "/api/content/types",
+                json!({"name": "essay", "fields": [
+                    {"name": "title", "type": "short-text", "required": true},
+                    {"name": "topic", "type": "taxonomy", "vocabulary": "topics"},
+                    {"name": "tags", "type": "taxonomy", "vocabulary": "tags", "multiple": true}
+                ]}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+
+        // Values name terms of the vocabulary.
+        let (status, body) = api
+            .post(
+                "/api/content/essay",
+                json!({"fields": {"title": "Bad", "topic": "nope", "tags": "rust"}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(
+            body["error"]["fields"]["topic"],
+            "names nope, which is not a term of the vocabulary 'topics'"
+        );
+        assert_eq!(
+            body["error"]["fields"]["tags"],
+            "must be an array of distinct term slugs"
+        );
+        let mut ids = std::collections::BTreeMap::new();
+        for (title, topic, tags) in [
+            ("E1", "quantum", json!(["rust"])),
+            ("E2", "physics", json!([])),
+            ("E3", "art", json!(["rust", "wasm"])),
+            ("E4", "science", json!(null)),
+        ] {
+            let id = api
+                .create(
+                    "essay",
+                    json!({"title": title, "topic": topic, "tags": tags}),
+                )
+                .await;
+            api.publish("essay", &id).await;
+            ids.insert(title, id);
+        }
+        let under = |field: &str, term: &str| {
+            format!("/api/content/essay?sort=title:asc&filters[{field}][$under]={term}")
+        };
+        for (field, term, want) in [
+            ("topic", "science", vec!["E1", "E2", "E4"]),
+            ("topic", "physics", vec!["E1", "E2"]),
+            ("topic", "quantum", vec!["E1"]),
+            ("tags", "rust", vec!["E1", "E3"]),
+        ] {
+            let (status, body) = api.get(&under(field, term)).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            assert_eq!(titles(&body), want, "{backend:?}: {field} under {term}");
+        }
+        let (status, body) = api.get("/api/content/essay?filters[tags][$eq]=wasm").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(titles(&body), ["E3"]);
+        for (bad, says) in [
+            (under("title", "x"), "works on taxonomy fields"),
+            (under("topic", "nope"), "'nope' is not a term"),
+        ] {
+            let (status, body) = api.get(&bad).await;
+            assert_eq!(
+                (status, code(&body)),
+                (StatusCode::BAD_REQUEST, "invalid_query")
+            );
+            assert!(
+                body["error"]["message"].as_str().unwrap().contains(says),
+                "{body}"
+            );
+        }
+
+        // Moving a term moves its subtree; no cycles.
+        let (status, body) = api
+            .put(
+                "/api/content/taxonomies/topics/terms/physics",
+                json!({"name": "Physics", "parent": "art"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["ancestors"], json!(["art"]));
+        let (status, body) = api
+            .get("/api/content/taxonomies/topics/terms/quantum")
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["ancestors"], json!(["art", "physics"]));
+        let (_, body) = api.get(&under("topic", "art")).await;
+        assert_eq!(titles(&body), ["E1", "E2", "E3"], "{backend:?}");
+        let (_, body) = api.get(&under("topic", "science")).await;
+        assert_eq!(titles(&body), ["E4"], "{backend:?}");
+        for parent in ["quantum", "art"] {
+            let (status, body) = api
+                .put(
+                    "/api/content/taxonomies/topics/terms/art",
+                    json!({"name": "Art", "parent": parent}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+            assert!(
+                body["error"]["fields"]["parent"]
+                    .as_str()
+                    .unwrap()
+                    .contains("can't be its own ancestor"),
+                "{body}"
+            );
+        }
+        let (status, body) = api
+            .get("/api/content/taxonomies/topics/terms/physics")
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["children"], json!(["quantum"]));
+
+        // Reads follow content.read (anonymous through the public role).
+        let (status, _) = anon.get("/api/content/taxonomies/topics").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        public_read(&api, &["content.read"]).await;
+        let (status, body) = anon.get("/api/content/taxonomies").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let mut names: Vec<&str> = body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["name"].as_str().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["tags", "topics"]);
+        assert_eq!(
+            body["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|v| v["name"] == "tags")
+                .unwrap()["hierarchical"],
+            false
+        );
+        let (status, body) = anon.get("/api/content/taxonomies/topics").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["display-name"], "Topics");
+        assert_eq!(body["terms"].as_array().unwrap().len(), 4);
+
+        // Deleting: not with children or uses unless asked.
+        let (status, body) = api
+            .call(
+                Method::DELETE,
+                "/api/content/taxonomies/topics/terms/physics",
+                None,
+            )
+            .await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::CONFLICT, "term_has_children"),
+            "{body}"
+        );
+        let (status, body) = api
+            .call(
+                Method::DELETE,
+                "/api/content/taxonomies/topics/terms/quantum",
+                None,
+            )
+            .await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::CONFLICT, "term_in_use"),
+            "{body}"
+        );
+        assert_eq!(body["error"]["entries"], json!([ids["E1"]]));
+        let (status, body) = api
+            .call(
+                Method::DELETE,
+                "/api/content/taxonomies/tags/terms/rust?detach=true",
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["detached"], 2);
+        let (_, body) = api.get(&format!("/api/content/essay/{}", ids["E3"])).await;
+        assert_eq!(body["data"]["fields"]["tags"], json!(["wasm"]), "{body}");
+        let (status, body) = api
+            .call(
+                Method::DELETE,
+                "/api/content/taxonomies/topics/terms/physics?cascade=true&detach=true",
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["deleted"], json!(["physics", "quantum"]));
+        let (_, body) = api
+            .get(&format!("/api/content/essay/{}?status=draft", ids["E1"]))
+            .await;
+        assert_eq!(body["data"]["fields"]["topic"], Value::Null, "{body}");
+        let (status, body) = api
+            .call(Method::DELETE, "/api/content/taxonomies/topics", None)
+            .await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::CONFLICT, "vocabulary_in_use"),
+            "{body}"
+        );
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("'topic' of the type 'essay'")
+        );
+        t.close().await;
+    }
+}

@@ -43,6 +43,17 @@ pub fn denied(permission: &str, ty: &str) -> ApiError {
 
 /// The grant, or `None` when the principal doesn't hold it for `ty`.
 pub fn grant(permission: &str, ty: &str) -> Option<Grant> {
+    grant_in(permission, ty, None)
+}
+
+/// The grant of `permission` for moving an entry of `ty` into the review stage `stage`: like
+/// [`grant`], where `stage-NAME` conditions name the stages the grant covers (a grant without
+/// them covers every stage).
+pub fn grant_stage(permission: &str, ty: &str, stage: &str) -> Option<Grant> {
+    grant_in(permission, ty, Some(stage))
+}
+
+fn grant_in(permission: &str, ty: &str, stage: Option<&str>) -> Option<Grant> {
     match auth::access(permission) {
         Access::Denied => None,
         Access::Granted => Some(Grant { own: None }),
@@ -52,14 +63,26 @@ pub fn grant(permission: &str, ty: &str) -> Option<Grant> {
                 .filter_map(|c| c.strip_prefix("type-"))
                 .collect();
             let own = conditions.iter().any(|c| c == "own");
-            // A condition this plugin doesn't know can't be enforced: refuse rather than ignore it.
-            if conditions
+            let stages: Vec<&str> = conditions
                 .iter()
-                .any(|c| c != "own" && !c.starts_with("type-"))
-            {
+                .filter_map(|c| c.strip_prefix("stage-"))
+                .collect();
+            // A condition this plugin doesn't know can't be enforced: refuse rather than ignore it.
+            // (`stage-…` is known only where a stage is being entered.)
+            if conditions.iter().any(|c| {
+                c != "own"
+                    && !c.starts_with("type-")
+                    && !(stage.is_some() && c.starts_with("stage-"))
+            }) {
                 return None;
             }
             if !types.is_empty() && !types.contains(&ty) {
+                return None;
+            }
+            if let Some(stage) = stage
+                && !stages.is_empty()
+                && !stages.contains(&stage)
+            {
                 return None;
             }
             if own {

@@ -15,7 +15,7 @@ use crate::time;
 use crate::{ApiError, ApiResult};
 
 /// Every route of the manifest, all served by [`route`].
-pub const ROUTES: [(&str, &str); 20] = [
+pub const ROUTES: [(&str, &str); 31] = [
     ("GET", "/types"),
     ("POST", "/types"),
     ("GET", "/types/{name}"),
@@ -24,6 +24,15 @@ pub const ROUTES: [(&str, &str); 20] = [
     ("GET", "/schema"),
     ("POST", "/schema"),
     ("GET", "/openapi.json"),
+    ("GET", "/sitemap.xml"),
+    ("GET", "/taxonomies"),
+    ("POST", "/taxonomies"),
+    ("GET", "/taxonomies/{vocabulary}"),
+    ("DELETE", "/taxonomies/{vocabulary}"),
+    ("POST", "/taxonomies/{vocabulary}/terms"),
+    ("GET", "/taxonomies/{vocabulary}/terms/{term}"),
+    ("PUT", "/taxonomies/{vocabulary}/terms/{term}"),
+    ("DELETE", "/taxonomies/{vocabulary}/terms/{term}"),
     ("GET", "/{type}"),
     ("POST", "/{type}"),
     ("POST", "/{type}/bulk"),
@@ -33,6 +42,8 @@ pub const ROUTES: [(&str, &str); 20] = [
     ("POST", "/{type}/{id}/publish"),
     ("POST", "/{type}/{id}/unpublish"),
     ("POST", "/{type}/{id}/schedule"),
+    ("POST", "/{type}/{id}/preview-token"),
+    ("POST", "/{type}/{id}/stage"),
     ("GET", "/{type}/{id}/revisions"),
     ("GET", "/{type}/{id}/revisions/{n}"),
     ("POST", "/{type}/{id}/revisions/{n}/restore"),
@@ -49,6 +60,8 @@ pub fn route(req: &Request) -> ApiResult<Response> {
         ("GET", "/schema") => export_schema(),
         ("POST", "/schema") => import_schema(req),
         ("GET", "/openapi.json") => crate::openapi::document(req),
+        ("GET", "/sitemap.xml") => crate::seo::sitemap(req),
+        (_, r) if r.starts_with("/taxonomies") => crate::taxonomy::route(req),
         ("GET", "/{type}") => list(req, p("type")),
         ("POST", "/{type}") => create(req, p("type")),
         ("POST", "/{type}/bulk") => bulk(req, p("type")),
@@ -58,6 +71,8 @@ pub fn route(req: &Request) -> ApiResult<Response> {
         ("POST", "/{type}/{id}/publish") => publish(req, p("type"), p("id"), true),
         ("POST", "/{type}/{id}/unpublish") => publish(req, p("type"), p("id"), false),
         ("POST", "/{type}/{id}/schedule") => schedule(req, p("type"), p("id")),
+        ("POST", "/{type}/{id}/preview-token") => preview_token(req, p("type"), p("id")),
+        ("POST", "/{type}/{id}/stage") => change_stage(req, p("type"), p("id")),
         ("GET", "/{type}/{id}/revisions") => list_revisions(req, p("type"), p("id")),
         ("GET", "/{type}/{id}/revisions/{n}") => get_revision(req, p("type"), p("id"), p("n")),
         ("POST", "/{type}/{id}/revisions/{n}/restore") => restore(req, p("type"), p("id"), p("n")),
@@ -126,7 +141,8 @@ fn create_type(req: &Request) -> ApiResult<Response> {
 
 fn save_new_type(ty: ContentType) -> ApiResult<ContentType> {
     let types = store::all_types()?;
-    let errors = ty.check(&types);
+    let mut errors = ty.check(&types);
+    crate::taxonomy::check_type(&ty, &mut errors)?;
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
@@ -188,7 +204,8 @@ fn apply_type_change(new: ContentType, dry_run: bool) -> ApiResult<(u16, Value)>
     let old = store::load_type(&new.name)?;
     let mut types = store::all_types()?;
     types.remove(&new.name);
-    let errors = new.check(&types);
+    let mut errors = new.check(&types);
+    crate::taxonomy::check_type(&new, &mut errors)?;
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
@@ -279,7 +296,12 @@ fn apply_type_change(new: ContentType, dry_run: bool) -> ApiResult<(u16, Value)>
         for (id, rev, s) in chunk {
             let mut s = s.clone();
             s.fields = store::with_shadows(&new, &s.fields);
-            s.published = s.published.as_ref().map(|p| store::with_shadows(&new, p));
+            crate::taxonomy::shadow(&new, &mut s.fields)?;
+            if let Some(p) = s.published.as_ref() {
+                let mut p = store::with_shadows(&new, p);
+                crate::taxonomy::shadow(&new, &mut p)?;
+                s.published = Some(p);
+            }
             s.refresh_status();
             batch = batch.replace(&col, id, &s, Some(*rev));
         }
@@ -459,6 +481,7 @@ fn render(ty: &ContentType, s: &Stored, fallback: Option<&Stored>, shape: &Shape
             }
         }
     }
+    let path = ty.path_of(&s.entry, &s.locale, &fields);
     if !shape.show_private {
         for f in ty.fields.iter().filter(|f| f.private) {
             fields.remove(&f.name);
@@ -478,6 +501,12 @@ fn render(ty: &ContentType, s: &Stored, fallback: Option<&Stored>, shape: &Shape
         "published-at": s.published_at.map(time::format_ms),
         "created-by": s.created_by,
     });
+    if let Some(path) = path {
+        out["path"] = json!(path);
+    }
+    if let Some(stage) = s.stage_in(ty) {
+        out["stage"] = json!(stage);
+    }
     if s.scheduled_publish.is_some() || s.scheduled_unpublish.is_some() {
         out["scheduled"] = json!({
             "publish-at": s.scheduled_publish.map(time::format_ms),
@@ -614,13 +643,23 @@ fn shape(req: &Request, ty: &ContentType, view: View) -> ApiResult<Shape> {
 /// A JSON read with an ETag, `If-None-Match` → 304, and Cache-Control.
 fn cached(req: &Request, value: &Value, public: bool) -> Response {
     let bytes = serde_json::to_vec(value).unwrap_or_default();
-    let etag = format!("\"{}\"", store::hash(&bytes));
-    let cache = if public {
+    cached_bytes(req, bytes, "application/json", &cache_control(public))
+}
+
+/// `public, max-age=…` (the `cache-max-age` setting) or `private, no-store`.
+pub fn cache_control(public: bool) -> String {
+    if public {
         let age: i64 = config::get("cache-max-age").ok().flatten().unwrap_or(60);
         format!("public, max-age={age}")
     } else {
         "private, no-store".to_string()
-    };
+    }
+}
+
+/// A read of `bytes` (of `content_type`) with an ETag, `If-None-Match` → 304, and `cache` as
+/// its Cache-Control.
+pub fn cached_bytes(req: &Request, bytes: Vec<u8>, content_type: &str, cache: &str) -> Response {
+    let etag = format!("\"{}\"", store::hash(&bytes));
     let matches = req.header("if-none-match").is_some_and(|h| {
         h.split(',')
             .any(|t| t.trim().trim_start_matches("W/") == etag)
@@ -629,12 +668,12 @@ fn cached(req: &Request, value: &Value, public: bool) -> Response {
         Response::new(304)
     } else {
         Response::new(200)
-            .with_header("content-type", "application/json")
+            .with_header("content-type", content_type)
             .with_body(bytes)
     };
     response
         .with_header("etag", &etag)
-        .with_header("cache-control", &cache)
+        .with_header("cache-control", cache)
         .with_header("vary", "authorization, cookie")
 }
 
@@ -644,6 +683,12 @@ fn is_public_read(view: View) -> bool {
 
 fn list(req: &Request, type_name: &str) -> ApiResult<Response> {
     let ty = store::load_type(type_name)?;
+    if req.query("preview").is_some() {
+        return Err(ApiError::bad_query(format!(
+            "preview: a preview token opens one entry: GET /api/content/{}/{{id}}?status=draft&preview=…",
+            ty.name
+        )));
+    }
     let (view, grant) = view(req, &ty)?;
     let shape = shape(req, &ty, view)?;
     let mut conditions = vec![Filter::eq("locale", shape.locale.as_str())];
@@ -777,6 +822,9 @@ fn find(ty: &ContentType, id: &str, locale: &str, view: View) -> ApiResult<Doc<S
 
 fn get(req: &Request, type_name: &str, id: &str) -> ApiResult<Response> {
     let ty = store::load_type(type_name)?;
+    if let Some(token) = req.query("preview") {
+        return get_preview(req, &ty, id, token);
+    }
     let (view, grant) = view(req, &ty)?;
     let shape = shape(req, &ty, view)?;
     let doc = find(&ty, id, &shape.locale, view)?;
@@ -787,6 +835,96 @@ fn get(req: &Request, type_name: &str, id: &str) -> ApiResult<Response> {
         .next()
         .ok_or_else(|| store::not_found(&ty.name, id))?;
     Ok(cached(req, &json!({ "data": entry }), is_public_read(view)))
+}
+
+/// `GET /{type}/{id}?status=draft&preview=TOKEN`: the draft for whoever holds a valid token for
+/// this entry, never cached.
+fn get_preview(req: &Request, ty: &ContentType, id: &str, token: &str) -> ApiResult<Response> {
+    if req.query("status") != Some("draft") {
+        return Err(ApiError::bad_query(
+            "preview: a preview token reads the draft; add status=draft",
+        ));
+    }
+    if req.query("populate").is_some() {
+        // Related entries' drafts are not the token's to show.
+        return Err(ApiError::bad_query(
+            "populate: a preview token shows one entry; read related entries by their own ids",
+        ));
+    }
+    let mut shape = shape(req, ty, View::Draft)?;
+    shape.show_private = false;
+    let claims = crate::preview::verify(token, &ty.name, &shape.locale)?;
+    let doc = match find(ty, id, &shape.locale, View::Draft) {
+        Ok(d) if d.data.entry == claims.entry => d,
+        Err(e) if id == claims.entry => return Err(e),
+        _ => return Err(crate::preview::other_entry(&claims)),
+    };
+    let data = render_all(ty, std::slice::from_ref(&doc.data), &shape, 0)?;
+    let entry = data
+        .into_iter()
+        .next()
+        .ok_or_else(|| store::not_found(&ty.name, id))?;
+    let bytes = serde_json::to_vec(&json!({ "data": entry })).unwrap_or_default();
+    Ok(cached_bytes(req, bytes, "application/json", "no-store"))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct PreviewInput {
+    expires_in: Option<i64>,
+    locale: Option<String>,
+}
+
+/// `POST /{type}/{id}/preview-token`: a signed token showing this entry's draft, for callers
+/// who may change (`update`) or preview (`preview`) it.
+fn preview_token(req: &Request, type_name: &str, id: &str) -> ApiResult<Response> {
+    let ty = store::load_type(type_name)?;
+    let grant = access::grant("update", &ty.name)
+        .or_else(|| access::grant("preview", &ty.name))
+        .ok_or_else(|| {
+            let mut e = access::denied("update", &ty.name);
+            e.message = format!("{} (or 'content.preview')", e.message.trim_end_matches('.'));
+            e
+        })?;
+    let input: PreviewInput = if req.body().iter().all(u8::is_ascii_whitespace) {
+        PreviewInput::default()
+    } else {
+        body(req)?
+    };
+    let docs = store::locales_of(&ty.name, id)?;
+    let Some(first) = docs.first() else {
+        return Err(store::not_found(&ty.name, id));
+    };
+    grant.allows(first.data.created_by.as_deref(), "preview")?;
+    let mut errors = FieldErrors::new();
+    let ttl = input.expires_in.unwrap_or(crate::preview::DEFAULT_TTL);
+    if !(1..=crate::preview::MAX_TTL).contains(&ttl) {
+        errors.insert(
+            "expires-in".into(),
+            format!(
+                "must be 1 to {} seconds (a preview token is short-lived)",
+                crate::preview::MAX_TTL
+            ),
+        );
+    }
+    if let Some(l) = &input.locale
+        && !docs.iter().any(|d| &d.data.locale == l)
+    {
+        errors.insert("locale".into(), format!("the entry has no '{l}' version"));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let (token, expires) = crate::preview::issue(&ty.name, id, input.locale.as_deref(), ttl)?;
+    let mut url = format!("/api/content/{}/{id}?status=draft&preview={token}", ty.name);
+    if let Some(l) = &input.locale {
+        url.push_str(&format!("&locale={l}"));
+    }
+    Ok(Response::json(&json!({
+        "token": token, "expires-at": time::format_ms(expires), "url": url,
+    }))
+    .with_status(201)
+    .with_header("cache-control", "no-store"))
 }
 
 // ---- entries: writing ----------------------------------------------------------------------
@@ -850,6 +988,7 @@ fn validate(
     }
     let mut errors: FieldErrors = schema::check_entry(ty, &merged);
     store::check_relations(ty, fields, &mut errors)?;
+    crate::taxonomy::check_values(ty, fields, &mut errors)?;
     if errors.is_empty() {
         Ok(())
     } else {
@@ -902,6 +1041,7 @@ fn create(req: &Request, type_name: &str) -> ApiResult<Response> {
         revisions: 0,
         scheduled_publish: None,
         scheduled_unpublish: None,
+        stage: ty.workflow.as_ref().map(|w| w.first().to_string()),
     };
     let doc = store::save(&ty, stored, None, Action::Create, Vec::new())?;
     let shape = full_shape(&ty, &doc.data.locale);
@@ -929,6 +1069,17 @@ fn bulk(req: &Request, type_name: &str) -> ApiResult<Response> {
     let input: BulkInput = body(req)?;
     if input.publish {
         access::require("publish", &ty.name)?;
+        if let Some(w) = &ty.workflow {
+            return Err(ApiError::new(
+                409,
+                "stage_required",
+                format!(
+                    "'{}' has review stages: entries are published from the last stage '{}', so a bulk create can't publish them",
+                    ty.name,
+                    w.last()
+                ),
+            ));
+        }
     }
     if input.entries.is_empty() || input.entries.len() > MAX_BULK {
         return Err(ApiError::new(
@@ -956,7 +1107,9 @@ fn bulk(req: &Request, type_name: &str) -> ApiResult<Response> {
         prepare(&ty, &mut fields);
         let mut fields = run_hook("content.before-save", &ty, &id, &locale, "create", fields)?;
         prepare(&ty, &mut fields);
-        for (k, v) in schema::check_entry(&ty, &fields) {
+        let mut entry_errors = schema::check_entry(&ty, &fields);
+        crate::taxonomy::check_values(&ty, &fields, &mut entry_errors)?;
+        for (k, v) in entry_errors {
             errors.insert(format!("entries.{i}.{k}"), v);
         }
         // Relations are checked together below: gather every id per field.
@@ -992,6 +1145,7 @@ fn bulk(req: &Request, type_name: &str) -> ApiResult<Response> {
             revisions: 0,
             scheduled_publish: None,
             scheduled_unpublish: None,
+            stage: ty.workflow.as_ref().map(|w| w.first().to_string()),
         });
     }
     // One existence check per relation field for the whole batch.
@@ -1131,9 +1285,18 @@ fn write_fields(
                     patch.insert("__lc".into(), Value::Object(lc));
                     patch.insert("__rev".into(), Value::Object(rev));
                 }
+                // Shared taxonomy fields' ancestors (merged into the locale's own `__tax`).
+                crate::taxonomy::shadow(ty, &mut patch)?;
                 extra.push((other.id, patch));
             }
         }
+    }
+    if let Some(w) = &ty.workflow
+        && current.stage_in(ty).as_deref() == Some(w.last())
+        && store::strip(&current.fields) != fields
+    {
+        // An approved draft that changes needs approval again.
+        current.stage = Some(w.first().to_string());
     }
     current.fields = fields;
     if !ty.draft_and_publish {
@@ -1172,6 +1335,21 @@ fn publish(req: &Request, type_name: &str, id: &str, on: bool) -> ApiResult<Resp
     let (_, doc, locale) = for_change(req, &ty, id, "publish")?;
     let doc = doc.ok_or_else(|| store::not_found(&ty.name, id))?;
     let mut s = doc.data;
+    if on
+        && let Some(w) = &ty.workflow
+        && s.stage_in(&ty).as_deref() != Some(w.last())
+    {
+        return Err(ApiError::new(
+            409,
+            "stage_required",
+            format!(
+                "the entry '{id}' is in the review stage '{}'; publishing needs the last stage '{}': move it with POST /api/content/{}/{id}/stage",
+                s.stage_in(&ty).unwrap_or_default(),
+                w.last(),
+                ty.name
+            ),
+        ));
+    }
     let action = if on {
         let fields = run_hook(
             "content.before-publish",
@@ -1259,6 +1437,71 @@ fn schedule(req: &Request, type_name: &str, id: &str) -> ApiResult<Response> {
     Ok(Response::json(&json!({ "data": entry })))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StageInput {
+    stage: String,
+}
+
+/// `POST /{type}/{id}/stage`: moves the entry (in `?locale=`) into another review stage, with the
+/// permission that stage asks for; recorded as a revision and a `content.entry.stage-changed`
+/// event.
+fn change_stage(req: &Request, type_name: &str, id: &str) -> ApiResult<Response> {
+    let ty = store::load_type(type_name)?;
+    let Some(w) = ty.workflow.clone() else {
+        return Err(ApiError::new(
+            409,
+            "no_workflow",
+            format!(
+                "the type '{}' has no review stages: give it a \"workflow\" with PUT /api/content/types/{}",
+                ty.name, ty.name
+            ),
+        ));
+    };
+    let input: StageInput = body(req)?;
+    let Some(stage) = w.stage(&input.stage) else {
+        return Err(ApiError::validation(
+            [(
+                "stage".to_string(),
+                format!(
+                    "must be one of the stages of '{}': {}",
+                    ty.name,
+                    w.names().join(", ")
+                ),
+            )]
+            .into(),
+        ));
+    };
+    let permission = stage.permission.as_deref().unwrap_or("update");
+    let grant = access::grant_stage(permission, &ty.name, &stage.name).ok_or_else(|| {
+        if ucms_sdk::auth::principal().is_anonymous() {
+            access::denied(permission, &ty.name)
+        } else {
+            ApiError::new(
+                403,
+                "forbidden",
+                format!(
+                    "moving an entry of '{}' into the stage '{}' needs the 'content.{permission}' permission (unconditional, or with the condition stage-{})",
+                    ty.name, stage.name, stage.name
+                ),
+            )
+        }
+    })?;
+    let locale = locale(req, &ty)?.to_string();
+    let doc = store::get(&ty.name, id, &locale)?.ok_or_else(|| store::not_found(&ty.name, id))?;
+    grant.allows(doc.data.created_by.as_deref(), permission)?;
+    let from = doc.data.stage_in(&ty);
+    if from.as_deref() == Some(stage.name.as_str()) {
+        let entry = render(&ty, &doc.data, None, &full_shape(&ty, &locale));
+        return Ok(Response::json(&json!({ "data": entry })));
+    }
+    let mut s = doc.data;
+    s.stage = Some(stage.name.clone());
+    let saved = store::save_from(&ty, s, Some(doc.revision), Action::Stage, Vec::new(), from)?;
+    let entry = render(&ty, &saved.data, None, &full_shape(&ty, &locale));
+    Ok(Response::json(&json!({ "data": entry })))
+}
+
 // ---- revisions -------------------------------------------------------------------------------
 
 fn list_revisions(req: &Request, type_name: &str, id: &str) -> ApiResult<Response> {
@@ -1277,7 +1520,13 @@ fn list_revisions(req: &Request, type_name: &str, id: &str) -> ApiResult<Respons
     let data: Vec<Value> = page
         .documents
         .iter()
-        .map(|d| json!({"n": d.data.n, "action": d.data.action, "author": d.data.author, "at": time::format_ms(d.data.at)}))
+        .map(|d| {
+            let mut r = json!({"n": d.data.n, "action": d.data.action, "author": d.data.author, "at": time::format_ms(d.data.at)});
+            if let Some(stage) = &d.data.stage {
+                r["stage"] = json!(stage);
+            }
+            r
+        })
         .collect();
     Ok(Response::json(&json!({ "data": data })))
 }

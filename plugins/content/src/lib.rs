@@ -21,9 +21,12 @@ pub mod access;
 pub mod api;
 pub mod openapi;
 pub mod pattern;
+pub mod preview;
 pub mod query;
 pub mod schema;
+pub mod seo;
 pub mod store;
+pub mod taxonomy;
 pub mod time;
 
 /// An API error: a status, a code, a message and, for validation and refused type changes, a

@@ -32,6 +32,17 @@ fn field_schema(f: &Field) -> Value {
         FieldType::Email => json!({"type": "string", "format": "email"}),
         FieldType::Url => json!({"type": "string", "format": "uri"}),
         FieldType::Json => json!({}),
+        FieldType::Taxonomy if f.multiple => {
+            json!({"type": "array", "items": {"type": "string", "description": format!("a term of '{}'", f.vocabulary.as_deref().unwrap_or_default())}})
+        }
+        FieldType::Taxonomy => {
+            json!({"type": "string", "description": format!("a term of '{}'", f.vocabulary.as_deref().unwrap_or_default())})
+        }
+        FieldType::Seo => json!({"type": "object", "additionalProperties": false, "properties": {
+            "meta-title": {"type": "string", "maxLength": crate::schema::META_TITLE_MAX},
+            "meta-description": {"type": "string", "maxLength": crate::schema::META_DESCRIPTION_MAX},
+            "canonical-url": {"type": "string", "format": "uri"},
+            "noindex": {"type": "boolean"}}}),
         FieldType::Media => {
             json!({"type": "object", "required": ["key"], "properties": {"key": {"type": "string"}, "content-type": {"type": "string"}, "alt": {"type": "string"}}})
         }

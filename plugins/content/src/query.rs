@@ -363,7 +363,8 @@ fn ops(t: &Target<'_>, v: &Value) -> ApiResult<Filter> {
         other => [("$eq".to_string(), other.clone())].into_iter().collect(),
     };
     let many = t.field.is_some_and(|f| {
-        f.kind == FieldType::Relation && f.cardinality != Some(Cardinality::OneToOne)
+        (f.kind == FieldType::Relation && f.cardinality != Some(Cardinality::OneToOne))
+            || (f.kind == FieldType::Taxonomy && f.multiple)
     });
     let path = t.path.clone();
     let mut parts = Vec::new();
@@ -371,7 +372,13 @@ fn ops(t: &Target<'_>, v: &Value) -> ApiResult<Filter> {
         let one = |op: &str| typed(t, op, v);
         let text_only = |op: &str| -> ApiResult<()> {
             match t.field {
-                Some(f) if f.kind.is_scalar() || f.kind == FieldType::Relation => Ok(()),
+                Some(f)
+                    if f.kind.is_scalar()
+                        || f.kind == FieldType::Relation
+                        || f.kind == FieldType::Taxonomy =>
+                {
+                    Ok(())
+                }
                 None => Ok(()),
                 Some(f) => Err(ApiError::bad_query(format!(
                     "{}[{op}]: '{}' is a {} field, which takes $null and $notNull only",
@@ -447,6 +454,22 @@ fn ops(t: &Target<'_>, v: &Value) -> ApiResult<Filter> {
                     Filter::lte(path.clone(), typed(t, op, &values[1])?),
                 ])
             }
+            "$under" => {
+                let Some(f) = t.field.filter(|f| f.kind == FieldType::Taxonomy) else {
+                    return Err(ApiError::bad_query(format!(
+                        "{}[$under] works on taxonomy fields (a term or any term below it)",
+                        t.param
+                    )));
+                };
+                let slug = string(op)?;
+                crate::taxonomy::require_term(
+                    f.vocabulary.as_deref().unwrap_or_default(),
+                    &slug,
+                    &format!("{}[$under]", t.param),
+                )?;
+                // `published.topic` → `published.__tax.topic`: the terms and their ancestors.
+                Filter::contains(path.replacen('.', ".__tax.", 1), slug)
+            }
             "$contains" => Filter::contains(path.clone(), string(op)?),
             "$notContains" | "$not-contains" => {
                 Filter::not(Filter::contains(path.clone(), string(op)?))
@@ -475,7 +498,7 @@ fn ops(t: &Target<'_>, v: &Value) -> ApiResult<Filter> {
             }
             other => {
                 return Err(ApiError::bad_query(format!(
-                    "{}[{other}]: unknown operator; use $eq $ne $lt $lte $gt $gte $in $notIn $contains $containsi $startsWith $endsWith $null $notNull $between",
+                    "{}[{other}]: unknown operator; use $eq $ne $lt $lte $gt $gte $in $notIn $contains $containsi $startsWith $endsWith $null $notNull $between $under",
                     t.param
                 )));
             }

@@ -10,8 +10,9 @@ use crate::pattern::Pattern;
 use crate::time;
 
 /// Path segments below `/api/content` that can't be type names.
-pub const RESERVED_TYPE_NAMES: [&str; 6] = [
+pub const RESERVED_TYPE_NAMES: [&str; 7] = [
     "types",
+    "taxonomies",
     "schema",
     "openapi.json",
     "sitemap.xml",
@@ -37,6 +38,10 @@ pub const BASE_INDEXES: usize = 4;
 const MAX_SEARCH_FIELDS: usize = 8;
 const MAX_FIELDS: usize = 100;
 const DEFAULT_SHORT_MAX: u64 = 255;
+/// Lengths search engines show (and what mature CMSs' SEO fields allow).
+pub const META_TITLE_MAX: usize = 60;
+pub const META_DESCRIPTION_MAX: usize = 160;
+pub const SEO_KEYS: [&str; 4] = ["meta-title", "meta-description", "canonical-url", "noindex"];
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -60,7 +65,49 @@ pub struct ContentType {
     /// Extra indexes for filters and sorts: each one to two field names.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub indexes: Vec<Vec<String>>,
+    /// The public path of an entry on the site (`/blog/{slug}`): placeholders are `{id}`,
+    /// `{locale}` and the type's slug fields. Types with one are listed in the sitemap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url_pattern: Option<String>,
+    /// Review stages an entry moves through before it may be published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<Workflow>,
     pub fields: Vec<Field>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Workflow {
+    pub stages: Vec<Stage>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Stage {
+    pub name: String,
+    /// The permission moving an entry into this stage needs: `update` (default), `review` or
+    /// `publish` (each checked with its `stage-NAME` and `type-NAME` conditions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permission: Option<String>,
+}
+
+/// Permissions a stage may ask for.
+pub const STAGE_PERMISSIONS: [&str; 3] = ["update", "review", "publish"];
+const MAX_STAGES: usize = 10;
+
+impl Workflow {
+    pub fn first(&self) -> &str {
+        self.stages.first().map_or("", |s| s.name.as_str())
+    }
+    pub fn last(&self) -> &str {
+        self.stages.last().map_or("", |s| s.name.as_str())
+    }
+    pub fn stage(&self, name: &str) -> Option<&Stage> {
+        self.stages.iter().find(|s| s.name == name)
+    }
+    pub fn names(&self) -> Vec<&str> {
+        self.stages.iter().map(|s| s.name.as_str()).collect()
+    }
 }
 
 fn yes() -> bool {
@@ -101,6 +148,10 @@ pub enum FieldType {
     Relation,
     Component,
     DynamicZone,
+    /// `{"meta-title", "meta-description", "canonical-url", "noindex"}`, at most one per type.
+    Seo,
+    /// A term slug of the field's `vocabulary` (an array of them when `multiple`).
+    Taxonomy,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -169,6 +220,12 @@ pub struct Field {
     pub repeatable: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blocks: Option<BTreeMap<String, Vec<Field>>>,
+    /// taxonomy: the vocabulary its terms come from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vocabulary: Option<String>,
+    /// taxonomy: several terms (an array) instead of one.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub multiple: bool,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -193,6 +250,50 @@ impl ContentType {
     /// The first slug field: what `GET /{type}/{slug}` looks up.
     pub fn slug_field(&self) -> Option<&Field> {
         self.fields.iter().find(|f| f.kind == FieldType::Slug)
+    }
+
+    /// The SEO field, if the type has one.
+    pub fn seo_field(&self) -> Option<&Field> {
+        self.fields.iter().find(|f| f.kind == FieldType::Seo)
+    }
+
+    /// The entry's public path under the type's `url-pattern` (values from `fields`; an empty
+    /// slug falls back to the entry id), percent-encoded.
+    pub fn path_of(
+        &self,
+        entry: &str,
+        locale: &str,
+        fields: &Map<String, Value>,
+    ) -> Option<String> {
+        let pattern = self.url_pattern.as_deref()?;
+        let mut out = String::new();
+        let mut rest = pattern;
+        while let Some(start) = rest.find('{') {
+            out.push_str(&rest[..start]);
+            let end = rest[start..].find('}')? + start;
+            let name = &rest[start + 1..end];
+            let value = match name {
+                "id" => entry.to_string(),
+                "locale" => locale.to_string(),
+                field => fields
+                    .get(field)
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or(entry)
+                    .to_string(),
+            };
+            out.push_str(&percent_encode(&value));
+            rest = &rest[end + 1..];
+        }
+        out.push_str(rest);
+        Some(out)
+    }
+
+    /// Whether the URL pattern names `{locale}` (each locale has its own URL).
+    pub fn url_has_locale(&self) -> bool {
+        self.url_pattern
+            .as_deref()
+            .is_some_and(|p| p.contains("{locale}"))
     }
 
     /// Fields full-text search covers.
@@ -324,6 +425,23 @@ impl ContentType {
                 }
             }
         }
+        if let Some(p) = &self.url_pattern
+            && let Err(m) = self.check_url_pattern(p)
+        {
+            errors.insert("url-pattern".into(), m);
+        }
+        if let Some(w) = &self.workflow {
+            self.check_workflow(w, &mut errors);
+        }
+        if self
+            .fields
+            .iter()
+            .filter(|f| f.kind == FieldType::Seo)
+            .count()
+            > 1
+        {
+            errors.insert("fields".into(), "a type has at most one seo field".into());
+        }
         let indexes = BASE_INDEXES + self.indexes().len();
         if indexes > MAX_INDEXES {
             errors.insert(
@@ -335,6 +453,102 @@ impl ContentType {
         }
         errors
     }
+}
+
+impl ContentType {
+    fn check_workflow(&self, w: &Workflow, errors: &mut FieldErrors) {
+        if !(2..=MAX_STAGES).contains(&w.stages.len()) {
+            errors.insert(
+                "workflow.stages".into(),
+                format!("a workflow has 2 to {MAX_STAGES} stages"),
+            );
+        }
+        if !self.draft_and_publish {
+            errors.insert(
+                "workflow".into(),
+                "review stages need draft-and-publish: true (entries are reviewed before they are published)".into(),
+            );
+        }
+        let mut seen = BTreeSet::new();
+        for (i, st) in w.stages.iter().enumerate() {
+            let key = format!("workflow.stages.{i}");
+            if !valid_type_name(&st.name) {
+                errors.insert(
+                    key,
+                    "a stage name is 1-40 lower-case letters, digits and dashes, starting with a letter".into(),
+                );
+            } else if !seen.insert(st.name.as_str()) {
+                errors.insert(key, format!("the stage '{}' is listed twice", st.name));
+            } else if let Some(p) = &st.permission
+                && !STAGE_PERMISSIONS.contains(&p.as_str())
+            {
+                errors.insert(
+                    format!("{key}.permission"),
+                    format!("'{p}' is not one of: {}", STAGE_PERMISSIONS.join(", ")),
+                );
+            }
+        }
+    }
+
+    fn check_url_pattern(&self, p: &str) -> Result<(), String> {
+        if !p.starts_with('/') || p.len() > 200 {
+            return Err(
+                "must be a path of at most 200 characters starting with '/', like /blog/{slug}"
+                    .into(),
+            );
+        }
+        if p.chars().any(|c| {
+            c.is_whitespace() || c.is_control() || matches!(c, '?' | '#' | '<' | '>' | '"')
+        }) {
+            return Err("can't hold spaces, '?', '#', '<', '>' or quotes".into());
+        }
+        let mut rest = p;
+        let mut placeholders = 0;
+        while let Some(start) = rest.find('{') {
+            let Some(len) = rest[start..].find('}') else {
+                return Err("has a '{' without its '}'".into());
+            };
+            let name = &rest[start + 1..start + len];
+            let ok = name == "id"
+                || name == "locale"
+                || self.field(name).is_some_and(|f| f.kind == FieldType::Slug);
+            if !ok {
+                return Err(format!(
+                    "'{{{name}}}' is not a placeholder: use {{id}}, {{locale}} or a slug field of the type"
+                ));
+            }
+            placeholders += 1;
+            rest = &rest[start + len + 1..];
+        }
+        if rest.contains('}') {
+            return Err("has a '}' without its '{'".into());
+        }
+        if placeholders == 0 && self.kind == Kind::Collection {
+            return Err(
+                "a collection's entries need distinct URLs: put {id} or a slug field in it, like /blog/{slug}"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Percent-encodes everything but unreserved characters (RFC 3986).
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A type, vocabulary or stage name: 1-40 of `a-z`, `0-9`, `-`, starting with a letter.
+pub fn valid_name(name: &str) -> bool {
+    valid_type_name(name)
 }
 
 fn valid_type_name(name: &str) -> bool {
@@ -493,6 +707,16 @@ fn check_fields(
                             .into(),
                     );
                 }
+            }
+            FieldType::Taxonomy => {
+                if !top {
+                    bad("taxonomy fields can't be inside components".into());
+                } else if f.vocabulary.is_none() {
+                    bad("a taxonomy field needs a 'vocabulary'".into());
+                }
+            }
+            FieldType::Seo if !top => {
+                bad("the seo field belongs at the top of a type, not inside components".into());
             }
             FieldType::Component => match &f.fields {
                 None => bad("a component needs 'fields'".into()),
@@ -723,6 +947,28 @@ pub fn check_value(field: &Field, value: &Value, key: &str, errors: &mut FieldEr
             }
         }
         FieldType::Json => {}
+        FieldType::Seo => check_seo(value, key, errors),
+        FieldType::Taxonomy => {
+            let ok = if field.multiple {
+                value.as_array().is_some_and(|a| {
+                    a.iter().all(|v| v.as_str().is_some_and(valid_slug))
+                        && a.iter()
+                            .filter_map(Value::as_str)
+                            .collect::<BTreeSet<_>>()
+                            .len()
+                            == a.len()
+                })
+            } else {
+                value.as_str().is_some_and(valid_slug)
+            };
+            if !ok {
+                bad(if field.multiple {
+                    "must be an array of distinct term slugs".into()
+                } else {
+                    "must be a term slug".into()
+                });
+            }
+        }
         FieldType::Media => {
             let Some(key_str) = value.get("key").and_then(Value::as_str) else {
                 return bad("must be an object with the blob's 'key'".into());
@@ -808,6 +1054,50 @@ pub fn check_value(field: &Field, value: &Value, key: &str, errors: &mut FieldEr
                     }
                 }
             }
+        }
+    }
+}
+
+/// An SEO value: an object of the [`SEO_KEYS`], each checked (lengths, URL, boolean).
+fn check_seo(value: &Value, key: &str, errors: &mut FieldErrors) {
+    let Some(obj) = value.as_object() else {
+        errors.insert(
+            key.into(),
+            format!("must be an object with {}", SEO_KEYS.join(", ")),
+        );
+        return;
+    };
+    for (k, v) in obj {
+        let at = format!("{key}.{k}");
+        if v.is_null() {
+            continue;
+        }
+        let problem = match k.as_str() {
+            "meta-title" | "meta-description" => {
+                let max = if k == "meta-title" {
+                    META_TITLE_MAX
+                } else {
+                    META_DESCRIPTION_MAX
+                };
+                match v.as_str() {
+                    None => Some("must be a string".to_string()),
+                    Some(s) if s.trim().is_empty() => {
+                        Some("can't be blank (leave it out instead)".into())
+                    }
+                    Some(s) if s.contains('\n') => Some("must be one line".into()),
+                    Some(s) if s.chars().count() > max => Some(format!(
+                        "must be at most {max} characters long (search engines cut the rest)"
+                    )),
+                    Some(_) => None,
+                }
+            }
+            "canonical-url" => (!v.as_str().is_some_and(valid_url))
+                .then(|| "must be an absolute http:// or https:// URL".to_string()),
+            "noindex" => (!v.is_boolean()).then(|| "must be true or false".to_string()),
+            _ => Some(format!("is not an SEO key: use {}", SEO_KEYS.join(", "))),
+        };
+        if let Some(p) = problem {
+            errors.insert(at, p);
         }
     }
 }
@@ -907,7 +1197,7 @@ pub fn slugify(s: &str) -> String {
     slug.trim_end_matches('-').to_string()
 }
 
-fn valid_slug(s: &str) -> bool {
+pub fn valid_slug(s: &str) -> bool {
     !s.is_empty()
         && !s.starts_with('-')
         && !s.ends_with('-')

@@ -44,6 +44,9 @@ pub struct Stored {
     pub scheduled_publish: Option<i64>,
     #[serde(default)]
     pub scheduled_unpublish: Option<i64>,
+    /// The review stage (types with a workflow); `None` reads as the first stage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
 }
 
 /// A saved version of an entry's draft.
@@ -59,6 +62,9 @@ pub struct Revision {
     pub author: Option<String>,
     pub at: i64,
     pub fields: Map<String, Value>,
+    /// The review stage after this save (types with a workflow).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
 }
 
 pub fn types() -> Collection<ContentType> {
@@ -160,6 +166,17 @@ fn status_of(fields: &Map<String, Value>, published: Option<&Map<String, Value>>
 }
 
 impl Stored {
+    /// The entry's review stage under `ty`'s workflow (`None` without one).
+    pub fn stage_in(&self, ty: &ContentType) -> Option<String> {
+        let w = ty.workflow.as_ref()?;
+        Some(
+            self.stage
+                .clone()
+                .filter(|s| w.stage(s).is_some())
+                .unwrap_or_else(|| w.first().to_string()),
+        )
+    }
+
     pub fn refresh_status(&mut self) {
         self.status = status_of(&self.fields, self.published.as_ref()).into();
         self.live = self.published.is_some();
@@ -299,6 +316,7 @@ pub enum Action {
     Publish,
     Unpublish,
     Restore,
+    Stage,
 }
 
 impl Action {
@@ -309,6 +327,7 @@ impl Action {
             Self::Publish => "publish",
             Self::Unpublish => "unpublish",
             Self::Restore => "restore",
+            Self::Stage => "stage",
         }
     }
 
@@ -318,6 +337,7 @@ impl Action {
             Self::Update | Self::Restore => "content.entry.updated",
             Self::Publish => "content.entry.published",
             Self::Unpublish => "content.entry.unpublished",
+            Self::Stage => "content.entry.stage-changed",
         }
     }
 }
@@ -326,18 +346,33 @@ impl Action {
 /// revision and the event, plus `extra` writes (other locales' copies) in one batch.
 pub fn save(
     ty: &ContentType,
+    stored: Stored,
+    expected: Option<u64>,
+    action: Action,
+    extra: Vec<(String, Map<String, Value>)>,
+) -> ApiResult<Doc<Stored>> {
+    save_from(ty, stored, expected, action, extra, None)
+}
+
+/// [`save`], naming the stage an entry leaves (`from` in a `content.entry.stage-changed` event).
+pub fn save_from(
+    ty: &ContentType,
     mut stored: Stored,
     expected: Option<u64>,
     action: Action,
     extra: Vec<(String, Map<String, Value>)>,
+    from_stage: Option<String>,
 ) -> ApiResult<Doc<Stored>> {
     let col = entries(&ty.name);
     let by = crate::access::user_id();
     stored.revisions += 1;
     stored.updated_at = time::now_ms();
     stored.fields = with_shadows(ty, &stored.fields);
+    crate::taxonomy::shadow(ty, &mut stored.fields)?;
     if let Some(p) = &stored.published {
-        stored.published = Some(with_shadows(ty, p));
+        let mut p = with_shadows(ty, p);
+        crate::taxonomy::shadow(ty, &mut p)?;
+        stored.published = Some(p);
     }
     stored.refresh_status();
     let id = doc_id(&stored.entry, &stored.locale);
@@ -350,6 +385,7 @@ pub fn save(
         author: by.clone(),
         at: stored.updated_at,
         fields: strip(&stored.fields),
+        stage: stored.stage_in(ty),
     };
     let mut batch = match expected {
         None => Batch::new().insert_with_id(&col, &id, &stored),
@@ -363,10 +399,16 @@ pub fn save(
     for (other, patch) in &extra {
         batch = batch.patch(&col, other, json!({ "fields": patch }), None);
     }
-    let payload = json!({
+    let mut payload = json!({
         "type": ty.name, "id": stored.entry, "locale": stored.locale,
         "status": stored.status, "by": by,
     });
+    if let Some(stage) = stored.stage_in(ty) {
+        payload["stage"] = json!(stage);
+    }
+    if let Some(from) = from_stage {
+        payload["from"] = json!(from);
+    }
     batch = batch.publish(action.topic(), Some(&stored.entry), &payload);
     if action == Action::Create && stored.live {
         batch = batch.publish("content.entry.published", Some(&stored.entry), &payload);
@@ -390,8 +432,11 @@ pub fn save_many(ty: &ContentType, items: Vec<Stored>) -> ApiResult<Vec<String>>
     for mut s in items {
         s.revisions = 1;
         s.fields = with_shadows(ty, &s.fields);
+        crate::taxonomy::shadow(ty, &mut s.fields)?;
         if let Some(p) = &s.published {
-            s.published = Some(with_shadows(ty, p));
+            let mut p = with_shadows(ty, p);
+            crate::taxonomy::shadow(ty, &mut p)?;
+            s.published = Some(p);
         }
         s.refresh_status();
         let id = doc_id(&s.entry, &s.locale);
@@ -404,6 +449,7 @@ pub fn save_many(ty: &ContentType, items: Vec<Stored>) -> ApiResult<Vec<String>>
             author: by.clone(),
             at: s.updated_at,
             fields: strip(&s.fields),
+            stage: s.stage_in(ty),
         };
         batch = batch.insert_with_id(&col, &id, &s).insert_with_id(
             &revisions(),
@@ -667,6 +713,20 @@ pub fn run_schedule(now: i64) -> ApiResult<u64> {
                 let mut s = d.data;
                 let action = if publish {
                     s.scheduled_publish = None;
+                    if let Some(w) = &ty.workflow
+                        && s.stage_in(&ty).as_deref() != Some(w.last())
+                    {
+                        ucms_sdk::log::write(
+                            ucms_sdk::log::Level::Warn,
+                            "a scheduled publish was refused: the entry is not in the workflow's last stage; the schedule is dropped",
+                            &[
+                                ("entry", s.entry.as_str()),
+                                ("stage", s.stage_in(&ty).unwrap_or_default().as_str()),
+                            ],
+                        );
+                        entries(&ty.name).replace(&d.id, &s, Some(d.revision))?;
+                        continue;
+                    }
                     // The same hook as a publish through the API; a refusal drops the schedule.
                     let value = json!({"type": ty.name, "id": s.entry, "locale": s.locale, "action": "publish", "fields": strip(&s.fields)});
                     if let Err(e) = ucms_sdk::hooks::run_json("content.before-publish", &value) {
