@@ -1,7 +1,3 @@
-//! NOT YET WIRED: not declared in `main.rs` (never compiled: the shared machine's cold build did
-//! not finish in time). To enable: `mod content;` in `bench/src/main.rs` and a `Content { entries }`
-//! subcommand calling `content::run(dir, &options, |addr, path| drive_process_path(addr, path, &cli))`.
-//!
 //! `ucms-bench content`: the content plugin's delivery API on a large site.
 //!
 //! A SQLite site with the `content` plugin gets three types — `author` and `category` (a name
@@ -41,6 +37,7 @@ const BULK: usize = 400;
 
 pub struct Options {
     pub entries: usize,
+    /// Only for the header line: the load itself is `drive`'s.
     pub connections: usize,
     pub seconds: u64,
 }
@@ -89,7 +86,10 @@ impl Rng {
         (self.next() % n as u64) as usize
     }
     fn words(&mut self, n: usize) -> String {
-        (0..n).map(|_| WORDS[self.below(WORDS.len())]).collect::<Vec<_>>().join(" ")
+        (0..n)
+            .map(|_| WORDS[self.below(WORDS.len())])
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
@@ -99,7 +99,12 @@ struct Site {
 }
 
 impl Site {
-    async fn call(&self, method: http::Method, uri: &str, body: Option<Value>) -> anyhow::Result<(http::StatusCode, Value)> {
+    async fn call(
+        &self,
+        method: http::Method,
+        uri: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<(http::StatusCode, Value)> {
         let mut builder = http::Request::builder()
             .method(method)
             .uri(uri)
@@ -113,7 +118,10 @@ impl Site {
         let response = self.site.router().oneshot(request).await?;
         let status = response.status();
         let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await?;
-        Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
+        Ok((
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        ))
     }
 
     async fn ok(&self, method: http::Method, uri: &str, body: Value) -> anyhow::Result<Value> {
@@ -128,9 +136,19 @@ impl Site {
         for chunk in items.chunks(BULK) {
             let entries: Vec<Value> = chunk.iter().map(|f| json!({"fields": f})).collect();
             let body = self
-                .ok(http::Method::POST, &format!("/api/content/{ty}/bulk"), json!({"entries": entries, "publish": true}))
+                .ok(
+                    http::Method::POST,
+                    &format!("/api/content/{ty}/bulk"),
+                    json!({"entries": entries, "publish": true}),
+                )
                 .await?;
-            ids.extend(body["ids"].as_array().context("ids")?.iter().filter_map(|v| v.as_str().map(String::from)));
+            ids.extend(
+                body["ids"]
+                    .as_array()
+                    .context("ids")?
+                    .iter()
+                    .filter_map(|v| v.as_str().map(String::from)),
+            );
         }
         Ok(ids)
     }
@@ -141,30 +159,65 @@ async fn open(dir: &std::path::Path) -> anyhow::Result<Site> {
     config.log.level = "warn".into();
     let site = ucms::Site::open(config, ucms::config::DataDir::new(dir.join("data"))).await?;
     let content = ucms_test_components::CONTENT;
-    let source = ucms::plugins::PluginSource::new(content.manifest(), content.wasm_bytes(), content.dir)?;
-    site.plugins.apply(source, ucms::plugins::ApplyOptions::default()).await?;
+    let source =
+        ucms::plugins::PluginSource::new(content.manifest(), content.wasm_bytes(), content.dir)?;
+    site.plugins
+        .apply(source, ucms::plugins::ApplyOptions::default())
+        .await?;
     let identity = &site.services.identity;
     let user = identity
-        .create_user("bench@example.com", "a long enough password", &["admin".to_string()])
+        .create_user(
+            "bench@example.com",
+            "a long enough password",
+            &["admin".to_string()],
+        )
         .await?;
     let admin = identity
-        .issue_token(&user, ucms::identity::TokenKind::Api, "bench", &["*".to_string()], None)
+        .issue_token(
+            &user,
+            ucms::identity::TokenKind::Api,
+            "bench",
+            &["*".to_string()],
+            None,
+        )
         .await?
         .token;
     Ok(Site { site, admin })
 }
 
-pub async fn run(dir: &std::path::Path, options: &Options, drive: impl Fn(SocketAddr, &str) -> anyhow::Result<crate::Report>) -> anyhow::Result<()> {
+pub async fn run(
+    dir: &std::path::Path,
+    options: &Options,
+    drive: impl Fn(SocketAddr, &str) -> anyhow::Result<crate::Report>,
+) -> anyhow::Result<()> {
     let s = open(dir).await?;
     for ty in [named_type("author"), named_type("category"), article_type()] {
         s.ok(http::Method::POST, "/api/content/types", ty).await?;
     }
-    s.ok(http::Method::PUT, "/api/ucms/roles/public", json!({"description": "anonymous delivery", "permissions": ["content.read"]}))
-        .await?;
+    s.ok(
+        http::Method::PUT,
+        "/api/ucms/roles/public",
+        json!({"description": "anonymous delivery", "permissions": ["content.read"]}),
+    )
+    .await?;
 
     let started = Instant::now();
-    let authors = s.bulk("author", (0..AUTHORS).map(|i| json!({"name": format!("Author {i}")})).collect()).await?;
-    let categories = s.bulk("category", (0..CATEGORIES).map(|i| json!({"name": format!("Category {i}")})).collect()).await?;
+    let authors = s
+        .bulk(
+            "author",
+            (0..AUTHORS)
+                .map(|i| json!({"name": format!("Author {i}")}))
+                .collect(),
+        )
+        .await?;
+    let categories = s
+        .bulk(
+            "category",
+            (0..CATEGORIES)
+                .map(|i| json!({"name": format!("Category {i}")}))
+                .collect(),
+        )
+        .await?;
     let mut rng = Rng(7);
     let mut loaded = 0;
     let load_started = Instant::now();
@@ -191,7 +244,10 @@ pub async fn run(dir: &std::path::Path, options: &Options, drive: impl Fn(Socket
         s.bulk("article", items).await?;
         loaded += n;
         if loaded % 20_000 == 0 || loaded == options.entries {
-            eprintln!("  loaded {loaded} articles ({:.0}/s)", loaded as f64 / load_started.elapsed().as_secs_f64());
+            eprintln!(
+                "  loaded {loaded} articles ({:.0}/s)",
+                loaded as f64 / load_started.elapsed().as_secs_f64()
+            );
         }
     }
     println!(
@@ -201,6 +257,26 @@ pub async fn run(dir: &std::path::Path, options: &Options, drive: impl Fn(Socket
         options.entries as f64 / load_started.elapsed().as_secs_f64()
     );
 
+    // The plan of the page's query, as the native handler runs it (and the plugin, through the
+    // same documents layer): one line per step.
+    {
+        let docs = Documents::new(s.site.db.clone(), Limits::default());
+        let query = Query {
+            filter: Some(Filter::And(vec![
+                Filter::Eq(path("locale"), json!("en")),
+                Filter::Eq(path("live"), json!(true)),
+                Filter::Eq(path("published.kind"), json!("guide")),
+                Filter::Lt(path("published.price"), json!(500.0)),
+            ])),
+            sort: vec![Sort::asc(path("published.price"))],
+            limit: 25,
+            ..Query::default()
+        };
+        let plan = docs
+            .explain(Scope::new("content", "entries.article"), &query)
+            .await?;
+        println!("  the page's plan: {}", plan.replace('\n', " | "));
+    }
     let plugin_addr = serve(&s.site).await?;
     let native_addr = serve_native(s.site.db.clone()).await?;
     let queries = [
@@ -216,22 +292,48 @@ pub async fn run(dir: &std::path::Path, options: &Options, drive: impl Fn(Socket
         let (a, b): (Value, Value) = (serde_json::from_str(&a)?, serde_json::from_str(&b)?);
         let ids = |v: &Value| -> Vec<String> {
             match &v["data"] {
-                Value::Array(a) => a.iter().map(|e| e["id"].as_str().unwrap_or_default().to_string()).collect(),
+                Value::Array(a) => a
+                    .iter()
+                    .map(|e| e["id"].as_str().unwrap_or_default().to_string())
+                    .collect(),
                 e => vec![e["id"].as_str().unwrap_or_default().to_string()],
             }
         };
-        anyhow::ensure!(!ids(&a).is_empty() && ids(&a)[0] != "", "{name}: the plugin answered {a}");
+        anyhow::ensure!(
+            !ids(&a).is_empty() && ids(&a)[0] != "",
+            "{name}: the plugin answered {a}"
+        );
         if *name != "search" {
-            anyhow::ensure!(ids(&a) == ids(&b), "{name}: plugin {:?} vs native {:?}", ids(&a), ids(&b));
+            anyhow::ensure!(
+                ids(&a) == ids(&b),
+                "{name}: plugin {:?} vs native {:?}",
+                ids(&a),
+                ids(&b)
+            );
         }
         if *name == "page" {
-            anyhow::ensure!(a["data"][0]["fields"]["author"]["fields"]["name"].is_string(), "populated: {a}");
-            println!("  page: {} matches, first {}", a["meta"]["total"], a["data"][0]["fields"]["title"]);
+            anyhow::ensure!(
+                a["data"][0]["fields"]["author"]["fields"]["name"].is_string(),
+                "populated: {a}"
+            );
+            println!(
+                "  page: {} matches, first {}",
+                a["meta"]["total"], a["data"][0]["fields"]["title"]
+            );
         }
     }
     println!(
         "{:<8} {:>10} {:>9} {:>9} {:>9} | {:>10} {:>9} {:>9}   ({} connections, {} s each, anonymous, SQLite)",
-        "query", "plugin r/s", "p50 ms", "p99 ms", "errors", "native r/s", "p50 ms", "p99 ms", options.connections, options.seconds
+        "query",
+        "plugin r/s",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+        "native r/s",
+        "p50 ms",
+        "p99 ms",
+        options.connections,
+        options.seconds
     );
     for (name, path) in &queries {
         let p = drive(plugin_addr, path)?;
@@ -279,23 +381,46 @@ async fn serve_native(db: ucms_db::Db) -> anyhow::Result<SocketAddr> {
     let docs = Arc::new(Documents::new(db, Limits::default()));
     let list_docs = docs.clone();
     let get_docs = docs.clone();
-    let list = move |axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>| {
+    let list = move |axum::extract::Query(q): axum::extract::Query<
+        std::collections::HashMap<String, String>,
+    >| {
         let docs = list_docs.clone();
         async move {
             let scope = Scope::new("content", "entries.article");
-            let base = vec![Filter::Eq(path("locale"), json!("en")), Filter::Eq(path("live"), json!(true))];
+            let base = vec![
+                Filter::Eq(path("locale"), json!("en")),
+                Filter::Eq(path("live"), json!(true)),
+            ];
             if let Some(text) = q.get("q") {
                 let f = base;
                 let found = docs
-                    .search(scope, &Search { text: text.clone(), filter: Some(Filter::And(f)), limit: 25, offset: 0, fields: None, with_total: true })
+                    .search(
+                        scope,
+                        &Search {
+                            text: text.clone(),
+                            filter: Some(Filter::And(f)),
+                            limit: 25,
+                            offset: 0,
+                            fields: None,
+                            with_total: true,
+                        },
+                    )
                     .await
                     .map_err(|e| e.to_string())?;
                 let data: Vec<Value> = found.hits.iter().map(|(d, _)| entry(d)).collect();
-                return Ok::<_, String>(axum::Json(json!({"data": data, "meta": {"total": found.total, "page": 1, "page-size": 25}})));
+                return Ok::<_, String>(axum::Json(
+                    json!({"data": data, "meta": {"total": found.total, "page": 1, "page-size": 25}}),
+                ));
             }
             let mut f = base;
-            f.push(Filter::Eq(path("published.kind"), json!(q.get("filters[kind][$eq]").cloned().unwrap_or_default())));
-            let price: f64 = q.get("filters[price][$lt]").and_then(|p| p.parse().ok()).unwrap_or(0.0);
+            f.push(Filter::Eq(
+                path("published.kind"),
+                json!(q.get("filters[kind][$eq]").cloned().unwrap_or_default()),
+            ));
+            let price: f64 = q
+                .get("filters[price][$lt]")
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(0.0);
             f.push(Filter::Lt(path("published.price"), json!(price)));
             let cursor = q.contains_key("cursor");
             let query = Query {
@@ -319,13 +444,23 @@ async fn serve_native(db: ucms_db::Db) -> anyhow::Result<SocketAddr> {
             let by_id: std::collections::HashMap<String, Value> = authors
                 .iter()
                 .flatten()
-                .map(|d| (d.data["entry"].as_str().unwrap_or_default().to_string(), entry(d)))
+                .map(|d| {
+                    (
+                        d.data["entry"].as_str().unwrap_or_default().to_string(),
+                        entry(d),
+                    )
+                })
                 .collect();
             for e in &mut data {
-                let a = e["fields"]["author"].as_str().unwrap_or_default().to_string();
+                let a = e["fields"]["author"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
                 e["fields"]["author"] = by_id.get(&a).cloned().unwrap_or(Value::Null);
             }
-            Ok(axum::Json(json!({"data": data, "meta": {"total": page.total, "page": 1, "page-size": 25, "next-cursor": page.next_cursor}})))
+            Ok(axum::Json(
+                json!({"data": data, "meta": {"total": page.total, "page": 1, "page-size": 25, "next-cursor": page.next_cursor}}),
+            ))
         }
     };
     let get = move |axum::extract::Path(slug): axum::extract::Path<String>| {

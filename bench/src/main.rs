@@ -14,6 +14,7 @@
 //! `languages` compares the hello plugin in Rust, TypeScript and Python (size, compile time, peak
 //! memory, a fresh instance + call, requests per second).
 
+mod content;
 mod documents;
 mod events;
 mod install;
@@ -72,6 +73,14 @@ enum Cmd {
         /// panic, log-flood, publish, huge, egress, recurse.
         #[arg(long)]
         only: Vec<String>,
+    },
+    /// The content plugin's delivery API on a large SQLite site (a filtered page with population,
+    /// a cursor page, a slug, a search) against native handlers on the same documents (uses
+    /// --connections, --seconds, --warmup).
+    Content {
+        /// Published articles to load (10 fields, two relations).
+        #[arg(long, default_value_t = 100_000)]
+        entries: usize,
     },
     /// Resolver time on a synthetic index of 1,000 packages × 20 versions.
     Resolve {
@@ -208,6 +217,21 @@ fn main() -> anyhow::Result<()> {
                 "well-behaved requests failed or data was lost"
             );
             return Ok(());
+        }
+        Some(Cmd::Content { entries }) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let dir = tempfile::tempdir()?;
+            return rt.block_on(content::run(
+                dir.path(),
+                &content::Options {
+                    entries: entries.max(1),
+                    connections: cli.connections,
+                    seconds: cli.seconds,
+                },
+                |addr, path| drive_process_path(addr, path, &cli),
+            ));
         }
         Some(Cmd::Install { runs }) => {
             let rt = tokio::runtime::Builder::new_multi_thread()

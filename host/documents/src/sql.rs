@@ -531,12 +531,47 @@ fn starts_with(sql: &mut Sql, key: &Key, prefix: &str) {
     }
 }
 
-/// `ORDER BY` terms for `sort`, with the id tie-breaker.
-pub(crate) fn order_by(dialect: Dialect, sort: &[Sort]) -> String {
+/// Paths whose rank is the same in every document `filter` matches: a top-level conjunct
+/// compares them with a value (`=`, `<`, `<=`, `>`, `>=` all check the rank first).
+pub(crate) fn pinned_ranks(filter: Option<&Filter>) -> Vec<&Path> {
+    fn walk<'a>(f: &'a Filter, out: &mut Vec<&'a Path>) {
+        match f {
+            Filter::And(fs) => fs.iter().for_each(|f| walk(f, out)),
+            Filter::Eq(p, _)
+            | Filter::Lt(p, _)
+            | Filter::Lte(p, _)
+            | Filter::Gt(p, _)
+            | Filter::Gte(p, _) => out.push(p),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(f) = filter {
+        walk(f, &mut out);
+    }
+    out
+}
+
+/// The columns a sort on `path` orders by. On SQLite a rank the filter pins is left out: sorting
+/// on it changes nothing, and SQLite does not see that an expression fixed by `=` in the WHERE
+/// clause can be skipped, so with it an index on the path could not give the order (a temporary
+/// B-tree sorted every match instead: 140 ms for a page of 25 among 17,000 matches).
+fn sort_columns_for(dialect: Dialect, path: &Path, pinned: &[&Path]) -> Vec<String> {
+    let key = Key::new(dialect, path);
+    match &key {
+        Key::Data(k) if dialect == Dialect::Sqlite && pinned.contains(&path) => {
+            vec![k.num.clone()]
+        }
+        _ => key.sort_columns(),
+    }
+}
+
+/// `ORDER BY` terms for `sort`, with the id tie-breaker; `pinned` from [`pinned_ranks`].
+pub(crate) fn order_by(dialect: Dialect, sort: &[Sort], pinned: &[&Path]) -> String {
     let mut terms = Vec::new();
     for s in sort {
         let dir = if s.descending { "DESC" } else { "ASC" };
-        for column in Key::new(dialect, &s.path).sort_columns() {
+        for column in sort_columns_for(dialect, &s.path, pinned) {
             terms.push(format!("{column} {dir}"));
         }
     }
@@ -557,22 +592,31 @@ pub(crate) struct KeyValue {
 }
 
 /// Appends the keyset condition: documents strictly after (`sort` keys = `keys`, id = `id`).
-pub(crate) fn after(sql: &mut Sql, sort: &[Sort], keys: &[KeyValue], id: &str) {
+/// `pinned` as for [`order_by`]: the same columns, so the index that gives the order gives the
+/// range too.
+pub(crate) fn after(sql: &mut Sql, sort: &[Sort], keys: &[KeyValue], id: &str, pinned: &[&Path]) {
     let tie_desc = sort.last().is_some_and(|s| s.descending);
     let uniform = sort.iter().all(|s| s.descending == tie_desc);
+    let dialect = sql.dialect;
     let parts: Vec<(Key, &KeyValue, bool)> = sort
         .iter()
         .zip(keys)
-        .map(|(s, k)| (Key::new(sql.dialect, &s.path), k, s.descending))
+        .map(|(s, k)| (Key::new(dialect, &s.path), k, s.descending))
         .collect();
     if uniform {
         // One row-value comparison: an index on the sort keys gives a range scan.
-        let mut columns: Vec<String> = parts.iter().flat_map(|(k, ..)| k.sort_columns()).collect();
+        let mut columns: Vec<String> = sort
+            .iter()
+            .flat_map(|s| sort_columns_for(dialect, &s.path, pinned))
+            .collect();
         columns.push("id".to_owned());
         sql.push("((").push(&columns.join(", ")).push(") ");
         sql.push(if tie_desc { "<" } else { ">" }).push(" (");
-        for (key, value, _) in &parts {
-            key_values(sql, key, value);
+        for ((key, value, _), s) in parts.iter().zip(sort) {
+            let rank_pinned = dialect == Dialect::Sqlite
+                && matches!(key, Key::Data(_))
+                && pinned.contains(&&s.path);
+            key_values(sql, key, value, !rank_pinned);
             sql.push(", ");
         }
         sql.bind_text(id).push("))");
@@ -608,12 +652,12 @@ fn row(sql: &mut Sql, key: &Key, value: &KeyValue, op: &str) {
         .push(&key.sort_columns().join(", "))
         .push(") ");
     sql.push(op).push(" (");
-    key_values(sql, key, value);
+    key_values(sql, key, value, true);
     sql.push("))");
 }
 
 /// The values of a key's sort columns for a cursor position, comma-separated.
-fn key_values(sql: &mut Sql, key: &Key, kv: &KeyValue) {
+fn key_values(sql: &mut Sql, key: &Key, kv: &KeyValue, with_rank: bool) {
     match key {
         Key::Column { .. } => match &kv.value {
             Some(Value::String(s)) => {
@@ -625,7 +669,9 @@ fn key_values(sql: &mut Sql, key: &Key, kv: &KeyValue) {
             _ => unreachable!("cursor keys are checked against the sort"),
         },
         Key::Data(_) => {
-            let _ = write!(sql.text, "{}, ", kv.rank as u8);
+            if with_rank {
+                let _ = write!(sql.text, "{}, ", kv.rank as u8);
+            }
             let num = |sql: &mut Sql| match &kv.value {
                 Some(Value::Number(n)) => {
                     sql.bind_number(n);

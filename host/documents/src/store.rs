@@ -515,12 +515,13 @@ impl Documents {
             sql::filter(&mut sql, f);
             conditions += 1;
         }
+        let pinned = sql::pinned_ranks(q.filter.as_ref());
         if let Some(p) = position {
             sql.push(if conditions > 0 { " AND " } else { " WHERE " });
-            sql::after(&mut sql, &q.sort, &p.keys, &p.id);
+            sql::after(&mut sql, &q.sort, &p.keys, &p.id, &pinned);
         }
         sql.push(" ORDER BY ")
-            .push(&sql::order_by(dialect, &q.sort));
+            .push(&sql::order_by(dialect, &q.sort, &pinned));
         sql.push(" LIMIT ").bind(Bind::Int(limit));
         if q.offset > 0 {
             sql.push(" OFFSET ").bind(Bind::Int(i64::from(q.offset)));
