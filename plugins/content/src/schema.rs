@@ -335,8 +335,13 @@ impl ContentType {
             }
         }
         for (i, paths) in self.indexes.iter().enumerate() {
-            for (view, tag) in [("fields", "d"), ("published", "p")] {
-                let mut all = vec!["locale".to_string()];
+            // Published reads also ask for `live`: with it in the index, the total of a
+            // filtered page counts index entries without reading a document.
+            for (view, tag, prefix) in [
+                ("fields", "d", &["locale"][..]),
+                ("published", "p", &["locale", "live"][..]),
+            ] {
+                let mut all: Vec<String> = prefix.iter().map(|p| p.to_string()).collect();
                 all.extend(paths.iter().map(|p| format!("{view}.{p}")));
                 out.push((format!("x{i}-{tag}"), all, false));
             }
