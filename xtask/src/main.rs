@@ -31,6 +31,7 @@ const DEMO_PLUGINS: &[&str] = &[
     "examples/orders",
     "examples/mailer",
     "examples/notes",
+    "plugins/content",
 ];
 const DEMO_EMAIL: &str = "admin@example.com";
 const DEMO_PASSWORD: &str = "demo-password-change-me";
@@ -454,6 +455,7 @@ fn demo(extra: &[String]) -> anyhow::Result<()> {
          \n  curl -s 127.0.0.1:8080/api/mailer/sent -H 'Authorization: Bearer {token}'\
          \n  curl -s -X POST 127.0.0.1:8080/api/notes/notes -H 'Authorization: Bearer {token}' -H 'content-type: application/json' -d '{{\"title\":\"Hello, notes\",\"body\":\"Stored as a document\",\"tags\":[\"demo\"]}}'\
          \n  curl -s '127.0.0.1:8080/api/notes/notes?q=document'\
+         \n  curl -s -X POST 127.0.0.1:8080/api/content/types -H 'Authorization: Bearer {token}' -H 'content-type: application/json' -d '{{\"name\":\"article\",\"fields\":[{{\"name\":\"title\",\"type\":\"short-text\",\"required\":true}}]}}'\
          \n  curl -s 127.0.0.1:8080/metrics\
          \n\n  admin UI: http://127.0.0.1:8080/admin/\
          \n  first sign-in: {DEMO_EMAIL} / {DEMO_PASSWORD}\n"
