@@ -5,9 +5,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use ucms_sdk::documents::{Doc, Filter};
-use ucms_sdk::{Request, Response, config, hooks};
+use ucms_sdk::{Request, Response, hooks};
 
 use crate::access::{self, Grant};
+use crate::conditional;
 use crate::query::{self, Populate, View};
 use crate::schema::{self, ContentType, FieldErrors, FieldType, Kind};
 use crate::store::{self, Action, Stored};
@@ -643,38 +644,12 @@ fn shape(req: &Request, ty: &ContentType, view: View) -> ApiResult<Shape> {
 /// A JSON read with an ETag, `If-None-Match` → 304, and Cache-Control.
 fn cached(req: &Request, value: &Value, public: bool) -> Response {
     let bytes = serde_json::to_vec(value).unwrap_or_default();
-    cached_bytes(req, bytes, "application/json", &cache_control(public))
-}
-
-/// `public, max-age=…` (the `cache-max-age` setting) or `private, no-store`.
-pub fn cache_control(public: bool) -> String {
-    if public {
-        let age: i64 = config::get("cache-max-age").ok().flatten().unwrap_or(60);
-        format!("public, max-age={age}")
-    } else {
-        "private, no-store".to_string()
-    }
-}
-
-/// A read of `bytes` (of `content_type`) with an ETag, `If-None-Match` → 304, and `cache` as
-/// its Cache-Control.
-pub fn cached_bytes(req: &Request, bytes: Vec<u8>, content_type: &str, cache: &str) -> Response {
-    let etag = format!("\"{}\"", store::hash(&bytes));
-    let matches = req.header("if-none-match").is_some_and(|h| {
-        h.split(',')
-            .any(|t| t.trim().trim_start_matches("W/") == etag)
-    });
-    let response = if matches {
-        Response::new(304)
-    } else {
-        Response::new(200)
-            .with_header("content-type", content_type)
-            .with_body(bytes)
-    };
-    response
-        .with_header("etag", &etag)
-        .with_header("cache-control", cache)
-        .with_header("vary", "authorization, cookie")
+    conditional::cached_bytes(
+        req,
+        bytes,
+        "application/json",
+        &conditional::cache_control(public),
+    )
 }
 
 fn is_public_read(view: View) -> bool {
@@ -865,7 +840,12 @@ fn get_preview(req: &Request, ty: &ContentType, id: &str, token: &str) -> ApiRes
         .next()
         .ok_or_else(|| store::not_found(&ty.name, id))?;
     let bytes = serde_json::to_vec(&json!({ "data": entry })).unwrap_or_default();
-    Ok(cached_bytes(req, bytes, "application/json", "no-store"))
+    Ok(conditional::cached_bytes(
+        req,
+        bytes,
+        "application/json",
+        "no-store",
+    ))
 }
 
 #[derive(Deserialize, Default)]

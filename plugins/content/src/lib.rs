@@ -19,6 +19,7 @@ use ucms_sdk::{Plugin, Request, Response, Router};
 
 pub mod access;
 pub mod api;
+pub mod conditional;
 pub mod openapi;
 pub mod pattern;
 pub mod preview;

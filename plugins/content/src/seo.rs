@@ -105,11 +105,11 @@ pub fn sitemap(req: &Request) -> ApiResult<Response> {
         None if pages > 1 => index(&base, pages, &types, &counts)?,
         _ => urlset(&base, &types, &counts, (page.unwrap_or(1) - 1) * size, size)?,
     };
-    Ok(crate::api::cached_bytes(
+    Ok(crate::conditional::cached_bytes(
         req,
         body.into_bytes(),
         "application/xml; charset=utf-8",
-        &crate::api::cache_control(ucms_sdk::auth::principal().is_anonymous()),
+        &crate::conditional::cache_control(ucms_sdk::auth::principal().is_anonymous()),
     ))
 }
 
