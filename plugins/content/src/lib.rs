@@ -9,7 +9,10 @@
 //!   by side) and revisions are kept in documents, and every write (with its event, in one batch);
 //! - [`query`]: the delivery query string (`filters[...]`, `sort`, `populate`, ...) turned into
 //!   document filters;
-//! - [`api`]: the HTTP handlers, [`access`]: the permission checks.
+//! - [`api`]: the HTTP handlers, [`access`]: the permission checks, [`conditional`]: ETags,
+//!   304s and Cache-Control for every read;
+//! - [`seo`]: URL patterns and the sitemap; [`preview`]: signed preview tokens for one draft;
+//!   [`taxonomy`]: vocabularies, terms with parents, and the ancestors entries keep for `$under`.
 //!
 //! See docs/content.md for the API.
 
