@@ -85,7 +85,8 @@ pub fn route(req: &Request) -> ApiResult<Response> {
     }
 }
 
-fn body<T: serde::de::DeserializeOwned>(req: &Request) -> ApiResult<T> {
+/// The request's JSON body as `T`, or 400 `invalid_body` saying why.
+pub(crate) fn body<T: serde::de::DeserializeOwned>(req: &Request) -> ApiResult<T> {
     serde_json::from_slice(req.body()).map_err(|e| {
         ApiError::new(
             400,

@@ -17,6 +17,7 @@ use ucms_sdk::documents::{Batch, Collection, Doc, Filter};
 use ucms_sdk::{Request, Response};
 
 use crate::access;
+use crate::api::body;
 use crate::schema::{self, ContentType, FieldErrors, FieldType};
 use crate::store;
 use crate::time;
@@ -64,16 +65,6 @@ pub fn terms() -> Collection<Term> {
 
 fn term_id(vocabulary: &str, slug: &str) -> String {
     format!("{vocabulary}.{slug}")
-}
-
-fn body<T: serde::de::DeserializeOwned>(req: &Request) -> ApiResult<T> {
-    serde_json::from_slice(req.body()).map_err(|e| {
-        ApiError::new(
-            400,
-            "invalid_body",
-            format!("the body is not the JSON this route takes: {e}"),
-        )
-    })
 }
 
 fn may_read() -> ApiResult<()> {
